@@ -1,0 +1,71 @@
+/**
+ * The mailbox of a task: a durable pull consumer over one partition subject,
+ * (re)created at task start from the position the task committed in its own
+ * state store, so the store, not the server, decides where a task resumes.
+ */
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
+import { isConsumerNotFound, isStreamNotFound, translateNatsError } from './nats-errors.js';
+import { ErrorCodes, millraceError } from '../../errors.js';
+
+export interface PartitionConsumerOptions {
+  stream: string;
+  /** Durable name, unique per task. */
+  durable: string;
+  /** Only this subject; all of the stream when undefined. */
+  filterSubject: string | undefined;
+  /** The first stream sequence to deliver (1 = from the beginning). */
+  startSeq: number;
+  /** Un-acked records the server delivers at most: the task's in-flight bound. */
+  maxAckPending: number;
+  /** Messages per pull request. @default 1000 */
+  batch?: number;
+}
+
+export interface PartitionConsumer {
+  readonly messages: AsyncIterable<JsMsg>;
+  /** Ends the iteration of `messages`. */
+  stop(): void;
+}
+
+const ACK_WAIT_NS = 60_000_000_000;
+
+export async function openPartitionConsumer(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  options: PartitionConsumerOptions,
+): Promise<PartitionConsumer> {
+  const what = `consumer "${options.durable}" on stream "${options.stream}"`;
+  try {
+    await jsm.consumers.delete(options.stream, options.durable);
+  } catch (err) {
+    if (isStreamNotFound(err)) {
+      throw millraceError(ErrorCodes.STREAM_NOT_FOUND, `stream "${options.stream}" does not exist`, {
+        details: { stream: options.stream },
+      });
+    }
+    if (!isConsumerNotFound(err)) throw translateNatsError(err, `cannot reset ${what}`);
+  }
+  const start =
+    options.startSeq <= 1
+      ? { deliver_policy: DeliverPolicy.All }
+      : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: options.startSeq };
+  let messages: ConsumerMessages;
+  try {
+    await jsm.consumers.add(options.stream, {
+      durable_name: options.durable,
+      ack_policy: AckPolicy.All,
+      ack_wait: ACK_WAIT_NS,
+      max_ack_pending: options.maxAckPending,
+      ...(options.filterSubject ? { filter_subject: options.filterSubject } : {}),
+      ...start,
+    });
+    const consumer = await js.consumers.get(options.stream, options.durable);
+    messages = await consumer.consume({ max_messages: Math.min(options.batch ?? 1000, options.maxAckPending) });
+  } catch (err) {
+    throw translateNatsError(err, `cannot open ${what}`);
+  }
+  return {
+    messages,
+    stop: () => messages.stop(),
+  };
+}
