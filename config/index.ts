@@ -1,0 +1,20 @@
+/** The config layer: what other layers may use to load and read a node's configuration. */
+export { loadConfig, resolveConfig } from './load.js';
+export {
+  DEFAULT_DATA_DIR,
+  DEFAULT_JOBS,
+  DEFAULT_LOG_LEVEL,
+  DEFAULT_NATS_EMBEDDED_BINARY,
+  DEFAULT_NATS_EMBEDDED_PORT,
+  DEFAULT_NATS_NAME,
+  DEFAULT_NATS_SERVERS,
+  DEFAULT_NODE_ID,
+  DEFAULT_PARTITIONS,
+  DEFAULT_TASK_COMMIT_EVERY_RECORDS,
+  DEFAULT_TASK_COMMIT_INTERVAL_MS,
+  DEFAULT_TASK_MAX_IN_FLIGHT,
+  DEFAULT_TASK_PUBLISH_WINDOW,
+  DEFAULT_TASK_STATE_CACHE_ENTRIES,
+} from './schema.js';
+export type { LoadConfigOptions } from './load.js';
+export type { LogLevel, NodeConfig, NodeConfigInput } from './schema.js';

@@ -1,0 +1,185 @@
+/**
+ * What a node's configuration may contain: the schema, its defaults and the
+ * types derived from it. Every field is validated here once (see load.ts)
+ * and the result is frozen, so the rest of the node never re-checks it.
+ *
+ * Each schema carries the text it expects ("an integer >= 1"); load.ts turns
+ * that into the full message, adding what it got and where from.
+ */
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/** The log levels pino understands, plus `silent`. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** This host's name with every character outside `[A-Za-z0-9_-]` replaced by `-`. */
+export const DEFAULT_NODE_ID = hostname().replace(/[^A-Za-z0-9_-]/g, '-') || 'millrace';
+export const DEFAULT_DATA_DIR = './.millrace';
+/** No servers: the node starts an embedded nats-server. */
+export const DEFAULT_NATS_SERVERS: readonly string[] = Object.freeze([]);
+export const DEFAULT_NATS_EMBEDDED_BINARY = 'nats-server';
+/** 0 lets the OS pick a free port. */
+export const DEFAULT_NATS_EMBEDDED_PORT = 0;
+export const DEFAULT_NATS_NAME = 'millrace';
+export const DEFAULT_JOBS: readonly string[] = Object.freeze([]);
+export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
+export const DEFAULT_TASK_MAX_IN_FLIGHT = 20_000;
+export const DEFAULT_TASK_COMMIT_INTERVAL_MS = 100;
+export const DEFAULT_TASK_COMMIT_EVERY_RECORDS = 5_000;
+export const DEFAULT_TASK_PUBLISH_WINDOW = 8_192;
+export const DEFAULT_TASK_STATE_CACHE_ENTRIES = 200_000;
+export const DEFAULT_PARTITIONS = 16;
+
+function int(min: number, max?: number) {
+  const expected = max === undefined ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
+  const atLeast = z.int({ error: expected }).min(min, { error: expected });
+  return max === undefined ? atLeast : atLeast.max(max, { error: expected });
+}
+
+function text() {
+  const expected = 'a non-empty string';
+  return z.string({ error: expected }).min(1, { error: expected });
+}
+
+// Array defaults go through `prefault`, so they are parsed, copied and frozen like given values.
+function list<T extends z.ZodType>(item: T, expected: string) {
+  return z.array(item, { error: expected }).readonly();
+}
+
+const SERVER = 'a nats:// or tls:// URL, or host:port';
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+function isServerAddress(value: string): boolean {
+  if (!value.includes('://')) {
+    const match = HOST_PORT.exec(value);
+    return match !== null && Number(match[2]) <= 65_535;
+  }
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'nats:' || url.protocol === 'tls:') && url.hostname !== '' && ['', '/'].includes(url.pathname);
+  } catch {
+    return false;
+  }
+}
+
+const NODE_ID = 'a non-empty string of letters, digits, "_" and "-"';
+
+const NatsSchema = z
+  .strictObject(
+    {
+      /**
+       * Servers to connect to, each a `nats://` or `tls://` URL or `host:port`.
+       * Empty means "start an embedded nats-server".
+       * @default {@link DEFAULT_NATS_SERVERS} (`[]`)
+       */
+      servers: list(z.string({ error: SERVER }).refine(isServerAddress, { error: SERVER }), `a list of ${SERVER}`)
+        .prefault(DEFAULT_NATS_SERVERS),
+      /**
+       * The nats-server executable started when `servers` is empty.
+       * @default {@link DEFAULT_NATS_EMBEDDED_BINARY} (`'nats-server'`)
+       */
+      embeddedBinary: text().default(DEFAULT_NATS_EMBEDDED_BINARY),
+      /**
+       * Client port of the embedded nats-server; 0 picks a free port.
+       * @default {@link DEFAULT_NATS_EMBEDDED_PORT} (`0`)
+       */
+      embeddedPort: int(0, 65_535).default(DEFAULT_NATS_EMBEDDED_PORT),
+      /**
+       * Connection name shown by the server's monitoring endpoints.
+       * @default {@link DEFAULT_NATS_NAME} (`'millrace'`)
+       */
+      name: text().default(DEFAULT_NATS_NAME),
+    },
+    { error: 'an object' },
+  )
+  .readonly();
+
+const TaskSchema = z
+  .strictObject(
+    {
+      /**
+       * Records a task may hold un-acknowledged (the consumer's `max_ack_pending`).
+       * @default {@link DEFAULT_TASK_MAX_IN_FLIGHT} (`20000`)
+       */
+      maxInFlight: int(1).default(DEFAULT_TASK_MAX_IN_FLIGHT),
+      /**
+       * Seal and commit the task's state at least this often, in milliseconds.
+       * @default {@link DEFAULT_TASK_COMMIT_INTERVAL_MS} (`100`)
+       */
+      commitIntervalMs: int(1).default(DEFAULT_TASK_COMMIT_INTERVAL_MS),
+      /**
+       * ... or after this many records. Must be below `maxInFlight`, or the
+       * consumer stops delivering before a commit is due.
+       * @default {@link DEFAULT_TASK_COMMIT_EVERY_RECORDS} (`5000`)
+       */
+      commitEveryRecords: int(1).default(DEFAULT_TASK_COMMIT_EVERY_RECORDS),
+      /**
+       * Outputs a node's publisher may have awaiting a PubAck.
+       * @default {@link DEFAULT_TASK_PUBLISH_WINDOW} (`8192`)
+       */
+      publishWindow: int(1).default(DEFAULT_TASK_PUBLISH_WINDOW),
+      /**
+       * Decoded state entries each task keeps in memory.
+       * @default {@link DEFAULT_TASK_STATE_CACHE_ENTRIES} (`200000`)
+       */
+      stateCacheEntries: int(0).default(DEFAULT_TASK_STATE_CACHE_ENTRIES),
+    },
+    { error: 'an object' },
+  )
+  .refine((task) => task.commitEveryRecords < task.maxInFlight, {
+    path: ['commitEveryRecords'],
+    // Only compare two valid numbers; a bad one already has its own issue.
+    when: ({ value }) => {
+      const task = value as { maxInFlight?: unknown; commitEveryRecords?: unknown } | null;
+      return Number.isSafeInteger(task?.maxInFlight) && Number.isSafeInteger(task?.commitEveryRecords);
+    },
+    error: (issue) => `an integer < task.maxInFlight (${(issue.input as { maxInFlight: number }).maxInFlight})`,
+  })
+  .readonly();
+
+/** The whole node configuration; unknown keys anywhere are errors. */
+export const NodeConfigSchema = z
+  .strictObject(
+    {
+      /**
+       * This node's name in the cluster: letters, digits, `_` and `-`.
+       * @default {@link DEFAULT_NODE_ID} (the host name, other characters replaced by `-`)
+       */
+      nodeId: z
+        .string({ error: NODE_ID })
+        .regex(/^[A-Za-z0-9_-]+$/, { error: NODE_ID })
+        .default(DEFAULT_NODE_ID),
+      /**
+       * Directory where the node keeps its local data (LevelDB state).
+       * @default {@link DEFAULT_DATA_DIR} (`'./.millrace'`)
+       */
+      dataDir: text().default(DEFAULT_DATA_DIR),
+      /** How to reach NATS, or how to start it. */
+      nats: NatsSchema.prefault({}),
+      /**
+       * Job modules to load, as paths.
+       * @default {@link DEFAULT_JOBS} (`[]`)
+       */
+      jobs: list(text(), 'a list of module paths').prefault(DEFAULT_JOBS),
+      /**
+       * Minimum level of log lines written.
+       * @default {@link DEFAULT_LOG_LEVEL} (`'info'`)
+       */
+      logLevel: z.enum(LOG_LEVELS, { error: `one of ${LOG_LEVELS.join(', ')}` }).default(DEFAULT_LOG_LEVEL),
+      /** Limits and cadence of each task. */
+      task: TaskSchema.prefault({}),
+      /**
+       * Partitions given to a stream that millrace creates without a count.
+       * @default {@link DEFAULT_PARTITIONS} (`16`)
+       */
+      defaultPartitions: int(1, 4096).default(DEFAULT_PARTITIONS),
+    },
+    { error: 'an object' },
+  )
+  .readonly();
+
+/** What a caller may pass: every field optional, unknown keys rejected. */
+export type NodeConfigInput = z.input<typeof NodeConfigSchema>;
+/** A validated, deeply frozen node configuration. */
+export type NodeConfig = z.output<typeof NodeConfigSchema>;
