@@ -32,3 +32,8 @@ export function encoderFor(format: Format): (value: unknown) => Uint8Array {
 export function decoderFor(format: Format): (bytes: Uint8Array) => unknown {
   return format === 'json' ? decodeJson : decodeMsgpack;
 }
+
+/** Decodes the body of a record of a millrace stream (msgpack). */
+export function decodeRecordValue<T>(bytes: Uint8Array): T {
+  return unpack(bytes) as T;
+}

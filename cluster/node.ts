@@ -1,0 +1,122 @@
+/**
+ * A millrace node: one process with a NATS connection, a LevelDB data dir and
+ * the tasks of its jobs. `startNode()` is the in-code entry; the CLI's
+ * `millrace node start` calls it.
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { JetStreamManager, NatsConnection } from 'nats';
+import pino, { type Logger } from 'pino';
+import { resolveConfig, type NodeConfig, type NodeConfigInput } from '../config/index.js';
+import { ErrorCodes, millraceError } from '../errors.js';
+import type { JobDefinition } from '../runtime/api/index.js';
+import type { StateBackend } from '../runtime/state/backend.js';
+import { openLevelDbBackend } from '../runtime/state/leveldb-backend.js';
+import type { DeadLetterHandler } from '../runtime/task/ports.js';
+import type { Task } from '../runtime/task/task.js';
+import { startEmbeddedNats } from './embedded-nats.js';
+import { JobRunner } from './job-runner.js';
+import { loadJobModule } from './job-loader.js';
+import { connectNats } from './transport/connection.js';
+import { translateNatsError } from './transport/nats-errors.js';
+import type { NatsServerProcess } from './transport/nats-server-process.js';
+
+export interface StartNodeOptions {
+  /** Jobs to run besides those the config names as modules. */
+  jobs?: readonly JobDefinition[];
+  /** @default a pino logger to stdout at the config's level */
+  logger?: Logger;
+  /** Receives every record a task skips. @default log only */
+  deadLetter?: DeadLetterHandler;
+}
+
+export interface MillraceNode {
+  readonly id: string;
+  readonly config: NodeConfig;
+  /** The NATS URL in use (the embedded server's when none was configured). */
+  readonly natsUrl: string;
+  readonly logger: Logger;
+  /** The tasks running on this node. */
+  tasks(): readonly Task[];
+  /** Starts another job on this node; resolves once its tasks run. */
+  runJob(definition: JobDefinition): Promise<void>;
+  /** Stops consuming, commits and acks what was processed, closes everything. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export async function startNode(input: NodeConfigInput | NodeConfig = {}, options: StartNodeOptions = {}): Promise<MillraceNode> {
+  const config = resolveConfig(input);
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+
+  const closers: (() => Promise<unknown> | void)[] = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await Promise.resolve(close()).catch((err) => logger.warn({ err }, 'error while stopping'));
+  };
+  try {
+    const jobs = [...(options.jobs ?? [])];
+    for (const path of config.jobs) jobs.push(await loadJobModule(path));
+    checkUniqueNames(jobs);
+
+    let embedded: NatsServerProcess | undefined;
+    let servers = config.nats.servers;
+    if (servers.length === 0) {
+      embedded = await startEmbeddedNats({ dataDir, port: config.nats.embeddedPort, binary: config.nats.embeddedBinary });
+      closers.push(() => embedded!.stop());
+      servers = [embedded.url];
+      logger.info({ url: embedded.url, store: embedded.storeDir }, 'embedded nats-server started');
+    }
+    const nc = await connectNats({ servers, name: `${config.nats.name}:${config.nodeId}` });
+    closers.push(() => nc.drain());
+    const jsm = await jetStreamManager(nc);
+    const js = nc.jetstream();
+    const backend: StateBackend = await openLevelDbBackend(join(dataDir, 'state'));
+    closers.push(() => backend.close());
+
+    const runners: JobRunner[] = [];
+    closers.push(() => Promise.all(runners.map((r) => r.stop())));
+    const runJob = async (definition: JobDefinition) => {
+      checkUniqueNames([...runners.map((r) => r.definition), definition]);
+      const runner = new JobRunner(definition, { nc, js, jsm, backend, config, logger, deadLetter: options.deadLetter });
+      runners.push(runner);
+      await runner.start();
+    };
+    for (const definition of jobs) await runJob(definition);
+
+    let stopped: Promise<void> | undefined;
+    const node: MillraceNode = {
+      id: config.nodeId,
+      config,
+      natsUrl: servers[0]!,
+      logger,
+      tasks: () => runners.flatMap((r) => r.tasks),
+      runJob,
+      stop: () => (stopped ??= closeAll().then(() => logger.info('node stopped'))),
+    };
+    logger.info(
+      { jobs: runners.map((r) => r.plan.job), tasks: node.tasks().length, nats: node.natsUrl, dataDir },
+      'node started',
+    );
+    return node;
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+async function jetStreamManager(nc: NatsConnection): Promise<JetStreamManager> {
+  try {
+    return await nc.jetstreamManager();
+  } catch (err) {
+    throw translateNatsError(err, 'the NATS server has no JetStream (start nats-server with -js)');
+  }
+}
+
+function checkUniqueNames(jobs: readonly JobDefinition[]): void {
+  const seen = new Set<string>();
+  for (const j of jobs) {
+    if (seen.has(j.name)) throw millraceError(ErrorCodes.JOB_INVALID, `two jobs are named "${j.name}"`, { details: { job: j.name } });
+    seen.add(j.name);
+  }
+}
