@@ -120,6 +120,11 @@ export class Task {
     this.log.debug({ position: this.position }, 'task started');
   }
 
+  /** Whether everything processed so far is committed (state, position, input ack). */
+  get caughtUp(): boolean {
+    return this.committedSeq === this.position && this.commitsInFlight === 0;
+  }
+
   /** Settles when the task stops (resolves) or fails (rejects). */
   get done(): Promise<void> {
     return this.loop ?? Promise.resolve();
