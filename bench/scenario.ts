@@ -1,0 +1,52 @@
+/**
+ * What a benchmark scenario is: a module under `bench/scenarios/` exporting
+ * `scenario`, run by `bench/scenario-child.ts` in a fresh process per run.
+ */
+
+/** Everything a scenario run gets from the runner. */
+export interface BenchContext {
+  /** `nats://127.0.0.1:<port>` of the nats-server the runner started. */
+  natsUrl: string;
+  /** Millrace stream name of the preloaded input, e.g. `bench_in`. */
+  inputStream: string;
+  /** Partitions of the input and output streams. */
+  partitions: number;
+  /** How many events are in the input (stream sequences 1..events). */
+  events: number;
+  /** A fresh millrace stream for this run's outputs, created by the runner with `partitions` partitions. */
+  outputStream: string;
+  /** Unique per run, `[a-z0-9_]`: use it to name durables and jobs. */
+  runId: string;
+  /** A fresh temp dir for this run (e.g. a LevelDB data dir); removed after the run. */
+  workDir: string;
+  /**
+   * The timed window. Call `start()` when consuming begins and `stop()` after
+   * the last input is acked and `nc.flush()` returned; `stop()` returns the
+   * seconds to report. The runner measures node and nats-server CPU over this
+   * window; a scenario that never calls it gets CPU over its whole `run()`.
+   */
+  timer: BenchTimer;
+}
+
+/** Marks the timed window of a run (see {@link BenchContext.timer}). */
+export interface BenchTimer {
+  start(): void;
+  /** Ends the window; returns its length in seconds. */
+  stop(): number;
+}
+
+export interface ScenarioResult {
+  /** Input events processed (the runner checks it equals `ctx.events`). */
+  events: number;
+  /** Length of the timed window. */
+  seconds: number;
+  /** What was checked after the window, in a few words. */
+  verified: string;
+}
+
+export interface Scenario {
+  id: 'a' | 'b' | 'c' | 'd';
+  title: string;
+  /** Runs once and verifies its result; throws when anything is wrong. */
+  run(ctx: BenchContext): Promise<ScenarioResult>;
+}
