@@ -18,7 +18,7 @@ export interface EmbeddedNatsOptions {
 export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<NatsServerProcess> {
   const dir = join(options.dataDir, 'nats');
   const pidFile = join(dir, 'nats-server.pid');
-  await stopOrphan(pidFile);
+  await stopOrphan(pidFile, join(dir, 'jetstream-store'));
   const server = await startNatsServer({ dir, port: options.port, binary: options.binary });
   writeFileSync(pidFile, String(server.pid));
   const stop = server.stop.bind(server);
@@ -31,20 +31,22 @@ export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<N
   };
 }
 
-async function stopOrphan(pidFile: string): Promise<void> {
+/** Stops the server named by `pidFile` only if it is a nats-server on this very store. */
+async function stopOrphan(pidFile: string, storeDir: string): Promise<void> {
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8'));
-  if (!Number.isInteger(pid) || pid <= 0 || !isNatsServer(pid)) return;
+  if (!Number.isInteger(pid) || pid <= 0 || !isNatsServerOn(pid, storeDir)) return;
   process.kill(pid, 'SIGTERM');
   for (let i = 0; i < 100 && alive(pid); i++) await sleep(50);
   if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
-function isNatsServer(pid: number): boolean {
+function isNatsServerOn(pid: number, storeDir: string): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('nats-server');
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return args.some((a) => a.includes('nats-server')) && args.includes(storeDir);
   } catch {
-    return alive(pid) && process.platform !== 'linux';
+    return false; // gone, or no /proc to prove it is ours: never signal a process we cannot identify
   }
 }
 

@@ -59,7 +59,7 @@ function mapHandle<K, V>(name: string, store: KeyedStore, key: CurrentKey): MapS
     let m = cache.get(stored);
     if (!m) {
       m = new Map(stored);
-      store.write(key(), name, m); // keep the decoded Map in the cache, not the pairs
+      store.recache(key(), name, m); // keep the decoded Map in the cache, not the pairs
       cache.set(stored, m);
     }
     return m;
@@ -75,14 +75,14 @@ function mapHandle<K, V>(name: string, store: KeyedStore, key: CurrentKey): MapS
     get: (k) => current()?.get(k),
     has: (k) => current()?.has(k) ?? false,
     set: (k, v) => {
-      ensure().set(k, v);
-      store.touch(key(), name);
+      const m = ensure();
+      m.set(k, v);
+      store.write(key(), name, m);
     },
     delete: (k) => {
       const m = current();
       if (!m || !m.delete(k)) return false;
-      if (m.size === 0) store.write(key(), name, undefined);
-      else store.touch(key(), name);
+      store.write(key(), name, m.size === 0 ? undefined : m);
       return true;
     },
     entries: () => (current() ?? new Map<K, V>()).entries(),
@@ -99,10 +99,8 @@ function listHandle<T>(name: string, _spec: ListStateSpec<T>, store: KeyedStore,
     get: () => current() ?? [],
     add: (value) => {
       const l = current();
-      if (l) {
-        l.push(value);
-        store.touch(key(), name);
-      } else store.write(key(), name, [value]);
+      if (l) l.push(value);
+      store.write(key(), name, l ?? [value]);
     },
     update: (values) => store.write(key(), name, values.length === 0 ? undefined : [...values]),
     clear: () => store.write(key(), name, undefined),

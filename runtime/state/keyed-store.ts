@@ -46,7 +46,7 @@ export class KeyedStore {
     if (v === undefined) {
       v = this.load(key, state);
       this.values.set(id, v);
-      if (this.values.size > this.cacheEntries) this.evict();
+      if (this.values.size > this.cacheEntries) this.evict(id);
     }
     return v === ABSENT ? undefined : v;
   }
@@ -58,10 +58,10 @@ export class KeyedStore {
     if (!this.dirty.has(id)) this.dirty.set(id, { key, state });
   }
 
-  /** Marks a value the caller mutated in place (a map or list) as changed. */
-  touch(key: string, state: string): void {
+  /** Replaces the cached form of a value without marking it changed (e.g. decoded pairs → Map). */
+  recache(key: string, state: string, value: unknown): void {
     const id = cacheKey(key, state);
-    if (!this.dirty.has(id)) this.dirty.set(id, { key, state });
+    if (this.values.has(id)) this.values.set(id, value);
   }
 
   get dirtyCount(): number {
@@ -98,11 +98,12 @@ export class KeyedStore {
     }
   }
 
-  private evict(): void {
+  /** Drops clean entries, oldest loaded first, but never `keep` (the entry being read). */
+  private evict(keep: string): void {
     const target = Math.floor(this.cacheEntries * 0.9);
     for (const id of this.values.keys()) {
       if (this.values.size <= target) return;
-      if (!this.dirty.has(id) && !this.inFlight.has(id)) this.values.delete(id);
+      if (id !== keep && !this.dirty.has(id) && !this.inFlight.has(id)) this.values.delete(id);
     }
   }
 }

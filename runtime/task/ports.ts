@@ -9,7 +9,7 @@ export interface InputMessage {
   readonly seq: number;
   readonly subject: string;
   readonly data: Uint8Array;
-  readonly headers?: { get(name: string): string } | undefined;
+  readonly headers?: { get(name: string): string; has(name: string): boolean } | undefined;
   readonly info: { readonly timestampNanos: number };
   /** Acknowledges this message and, under ack-all, every earlier one. */
   ack(): void;

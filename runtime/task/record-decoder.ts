@@ -20,8 +20,8 @@ export type RecordDecoder = (msg: InputMessage, into: DecodedRecord) => void;
 export function recordDecoder(input: StageInput, stream: string): RecordDecoder {
   if (input.kind === 'stream') {
     return (msg, into) => {
-      const key = msg.headers?.get(KEY_HEADER);
-      if (!key && key !== '') throw decodeError(`record has no ${KEY_HEADER} header`, msg, stream);
+      if (!msg.headers?.has(KEY_HEADER)) throw decodeError(`record has no ${KEY_HEADER} header`, msg, stream);
+      const key = msg.headers.get(KEY_HEADER);
       try {
         into.value = decodeMsgpack(msg.data);
       } catch (cause) {

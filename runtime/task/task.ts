@@ -57,6 +57,7 @@ export type TaskState = 'created' | 'restoring' | 'running' | 'stopping' | 'stop
 
 /** Commits allowed in flight before the loop waits for the oldest. */
 const MAX_COMMITS_IN_FLIGHT = 2;
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 export class Task {
   readonly id: string;
@@ -263,7 +264,8 @@ export class Task {
     if (earliest >= this.wakeAt || earliest === Infinity || this.state !== 'running') return;
     clearTimeout(this.wakeTimer);
     this.wakeAt = earliest;
-    this.wakeTimer = setTimeout(() => this.fireTimers(), Math.max(0, earliest - this.now()));
+    // setTimeout takes at most 2^31-1 ms; a later timer is re-armed when this wake-up finds nothing due.
+    this.wakeTimer = setTimeout(() => this.fireTimers(), Math.min(MAX_TIMEOUT_MS, Math.max(0, earliest - this.now())));
   }
 
   private fireTimers(): void {

@@ -165,10 +165,11 @@ export function memoryInput(options: MemoryInputOptions = {}): MemoryInput {
  * Headers with nats.js `MsgHdrs` semantics where the task reads them: `get()`
  * of a missing header returns `''`, not `undefined`.
  */
-function memoryHeaders(values: Readonly<Record<string, string>>): { get(name: string): string; keys(): string[] } {
+function memoryHeaders(values: Readonly<Record<string, string>>): { get(name: string): string; has(name: string): boolean; keys(): string[] } {
   const copy = new Map(Object.entries(values));
   return {
     get: (name) => copy.get(name) ?? '',
+    has: (name) => copy.has(name),
     keys: () => [...copy.keys()],
   };
 }

@@ -141,13 +141,9 @@ test.serial('after a SIGKILL of the node, a restarted node stops the orphaned se
   t.deepEqual(serversOnStore(store), []);
 });
 
-// Known bug: stopOrphan() (cluster/embedded-nats.ts) kills whatever process
-// the stale pid file names as long as its command line contains
-// "nats-server", without checking that it runs on this node's store. After a
-// reboot or a long downtime the pid may belong to another nats-server (the
-// system's, another node's), which a starting node then SIGTERMs. `failing`
-// until the check also matches the store dir; then this turns into a plain test.
-test.serial.failing('a stale pid file naming an unrelated nats-server does not make the node stop it', async (t) => {
+// A stale pid file may name another nats-server after a reboot (the system's,
+// another node's): a starting node must only stop a server on its own store.
+test.serial('a stale pid file naming an unrelated nats-server does not make the node stop it', async (t) => {
   t.timeout(60_000);
   const other = await setupNats(); // stands in for a server on another store that got the recycled pid
   t.teardown(other.cleanup);
