@@ -19,7 +19,9 @@ export interface SpawnRunOptions {
 /** Resolves with the child's report; rejects with its error, or when it ran past `timeoutMs`. */
 export function spawnRun(opts: SpawnRunOptions): Promise<ChildReport> {
   const args = [CHILD, opts.file, JSON.stringify(opts.ctx), String(opts.natsPid), String(opts.clockTicks)];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the runs.
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout = (stdout + d).slice(-KEEP_OUTPUT)));

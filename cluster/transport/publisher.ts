@@ -53,6 +53,9 @@ export class Publisher {
   private next = 0;
   private failure: MillraceError | undefined;
   private readonly retryTimer: NodeJS.Timeout;
+  /** Publishes held until the end of this turn of the event loop (see `publish`). */
+  private corked: number[] = [];
+  private uncorkScheduled = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -83,8 +86,27 @@ export class Publisher {
     headers.set(MSG_ID_HEADER, msgId);
     const id = this.next++;
     this.pending.set(id, { subject, data, headers, sentAt: Date.now(), attempts: 1 });
-    this.nc.publish(subject, data, { reply: this.prefix + id, headers });
+    // nats.js writes to the socket at the end of each microtask burst, and a
+    // consumer's async iterator yields one record per microtask: handing the
+    // publishes over once per event-loop turn makes one socket write of many
+    // messages instead of one per message (a quarter of the CPU otherwise).
+    this.corked.push(id);
+    if (!this.uncorkScheduled) {
+      this.uncorkScheduled = true;
+      setImmediate(this.uncork);
+    }
   }
+
+  private readonly uncork = (): void => {
+    this.uncorkScheduled = false;
+    const ids = this.corked;
+    this.corked = [];
+    if (this.nc.isClosed()) return;
+    for (const id of ids) {
+      const entry = this.pending.get(id);
+      if (entry) this.nc.publish(entry.subject, entry.data, { reply: this.prefix + id, headers: entry.headers });
+    }
+  };
 
   /** Resolves when fewer than `window / 2` publishes are outstanding. */
   capacity(): Promise<void> {
