@@ -15,6 +15,14 @@ const JS_STREAM_NOT_FOUND = 10059;
 /** JetStream API error code for "consumer not found". */
 const JS_CONSUMER_NOT_FOUND = 10014;
 
+/** JetStream API error code for a failed compare-and-set ("wrong last sequence"). */
+const JS_WRONG_LAST_SEQUENCE = 10071;
+
+/** A KV create/update lost its compare-and-set: someone else wrote the key first. */
+export function isWrongLastSequence(err: unknown): boolean {
+  return (err as NatsLikeError)?.api_error?.err_code === JS_WRONG_LAST_SEQUENCE;
+}
+
 export function isStreamNotFound(err: unknown): boolean {
   return (err as NatsLikeError)?.api_error?.err_code === JS_STREAM_NOT_FOUND;
 }

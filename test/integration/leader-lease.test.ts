@@ -1,0 +1,76 @@
+/**
+ * The coordinator's leader lease on a real nats-server: one leader at a
+ * time, a growing epoch, handover on release and on expiry, and a stale
+ * leader stepping down.
+ */
+import test from 'ava';
+import { connect, type NatsConnection } from 'nats';
+import { LeaderLease, type LeaseStatus } from '../../cluster/leader/lease.js';
+import { setupNats, waitFor, type NatsFixture } from '../helpers/nats.js';
+
+let nats: NatsFixture;
+const connections: NatsConnection[] = [];
+const leases: LeaderLease[] = [];
+
+test.before(async () => {
+  nats = await setupNats();
+});
+test.after.always(async () => {
+  for (const l of leases) await l.stop();
+  for (const nc of connections) await nc.close();
+  await nats?.cleanup();
+});
+
+async function campaign(nodeId: string, bucket: string, ttlMs = 1500): Promise<{ lease: LeaderLease; changes: LeaseStatus[] }> {
+  const nc = await connect({ servers: nats.url });
+  connections.push(nc);
+  const changes: LeaseStatus[] = [];
+  const lease = await LeaderLease.campaign(nc.jetstream(), { nodeId, bucket, ttlMs, onChange: (s) => changes.push(s) });
+  leases.push(lease);
+  return { lease, changes };
+}
+
+const leaders = (...ls: LeaderLease[]) => ls.filter((l) => l.isLeader()).length;
+
+test.serial('exactly one of three campaigning nodes leads, and followers know who', async (t) => {
+  const bucket = nats.unique('lease');
+  const a = await campaign('a', bucket);
+  const b = await campaign('b', bucket);
+  const c = await campaign('c', bucket);
+  t.is(a.lease.current.role, 'leader');
+  for (const f of [b, c]) {
+    await waitFor(() => f.lease.current.role === 'follower' && (f.lease.current as { leader?: string }).leader === 'a', {
+      timeoutMs: 3000,
+      message: 'followers learn the leader',
+    });
+  }
+  // Several renewal rounds later still exactly one leader, with the same epoch.
+  const epoch = (a.lease.current as { epoch: number }).epoch;
+  await new Promise((r) => setTimeout(r, 2000));
+  t.is(leaders(a.lease, b.lease, c.lease), 1);
+  t.deepEqual(a.lease.current, { role: 'leader', epoch });
+  t.is((b.lease.current as { epoch?: number }).epoch, epoch);
+});
+
+test.serial('a leader that stops hands over at once, under a higher epoch', async (t) => {
+  const bucket = nats.unique('lease');
+  const a = await campaign('a', bucket);
+  const b = await campaign('b', bucket);
+  const first = (a.lease.current as { epoch: number }).epoch;
+  await a.lease.stop();
+  await waitFor(() => b.lease.isLeader(), { timeoutMs: 3000, message: 'b takes over' });
+  t.true((b.lease.current as { epoch: number }).epoch > first);
+});
+
+test.serial('a leader that goes silent loses the lease by expiry, and steps down by its own clock', async (t) => {
+  const bucket = nats.unique('lease');
+  const a = await campaign('a', bucket, 1000);
+  const b = await campaign('b', bucket, 1000);
+  const first = (a.lease.current as { epoch: number }).epoch;
+  // Cut a off from the server: its renewals fail, it must stop claiming leadership.
+  await connections[connections.length - 2]!.close();
+  await waitFor(() => !a.lease.isLeader(), { timeoutMs: 2000, message: 'a steps down' });
+  await waitFor(() => b.lease.isLeader(), { timeoutMs: 10_000, message: 'b wins after the TTL' });
+  t.true((b.lease.current as { epoch: number }).epoch > first);
+  t.is(leaders(a.lease, b.lease), 1);
+});
