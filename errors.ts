@@ -54,6 +54,8 @@ export const ErrorCodes = {
   STATE_CORRUPTED: 'MR_STATE_CORRUPTED',
   /** The node was asked to do something after it stopped. */
   NODE_STOPPED: 'MR_NODE_STOPPED',
+  /** A checkpoint manifest was not committed: another one won the compare-and-set, or its leader epoch is stale. */
+  CHECKPOINT_CONFLICT: 'MR_CHECKPOINT_CONFLICT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -1,0 +1,110 @@
+/**
+ * Completed checkpoints: one manifest per job in a JetStream KV bucket. The
+ * compare-and-set write of the next manifest IS the checkpoint's commit
+ * (ARCHITECTURE, checkpoint step 4): a manifest is accepted only if it follows
+ * the current one (checkpoint id + 1 or more), comes from a leader epoch no
+ * older than the current one's, and nobody wrote in between.
+ * The bucket keeps the last few manifests per job, so snapshots that no
+ * retained checkpoint needs can be found and collected.
+ */
+import type { JetStreamClient, KV } from 'nats';
+import { ErrorCodes, millraceError } from '../../errors.js';
+import { isWrongLastSequence, translateNatsError } from '../transport/nats-errors.js';
+
+/** What a task's part of a checkpoint records. */
+export interface TaskCheckpoint {
+  /** Input position per input (stream/partition → last sequence included). */
+  readonly positions: Readonly<Record<string, number>>;
+  /** Snapshot objects to restore from, oldest (full) first. */
+  readonly snapshots: readonly string[];
+}
+
+export interface CheckpointManifest {
+  readonly job: string;
+  /** The checkpoint id (the epoch of its barriers). */
+  readonly checkpoint: number;
+  /** The job's restart counter. */
+  readonly generation: number;
+  /** The epoch of the leader lease of the coordinator that committed it. */
+  readonly leaderEpoch: number;
+  /** ms since the epoch */
+  readonly completedAt: number;
+  readonly tasks: Readonly<Record<string, TaskCheckpoint>>;
+}
+
+export interface StoredManifest {
+  readonly manifest: CheckpointManifest;
+  /** KV revision: pass it to the next `commit`. */
+  readonly revision: number;
+}
+
+export const DEFAULT_MANIFEST_BUCKET = 'millrace_checkpoints';
+/** Manifests kept per job. */
+export const DEFAULT_RETAINED_CHECKPOINTS = 5;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class ManifestStore {
+  private constructor(private readonly kv: KV) {}
+
+  static async open(js: JetStreamClient, options: { bucket?: string; retained?: number } = {}): Promise<ManifestStore> {
+    const bucket = options.bucket ?? DEFAULT_MANIFEST_BUCKET;
+    try {
+      return new ManifestStore(await js.views.kv(bucket, { history: options.retained ?? DEFAULT_RETAINED_CHECKPOINTS }));
+    } catch (err) {
+      throw translateNatsError(err, `cannot open checkpoint bucket "${bucket}"`);
+    }
+  }
+
+  /** The last committed checkpoint of `job`, or `undefined`. */
+  async latest(job: string): Promise<StoredManifest | undefined> {
+    const entry = await this.kv.get(job);
+    if (!entry || entry.operation !== 'PUT') return undefined;
+    return { manifest: decode(entry.value), revision: entry.revision };
+  }
+
+  /** The retained checkpoints of `job`, oldest first. */
+  async retained(job: string): Promise<StoredManifest[]> {
+    const out: StoredManifest[] = [];
+    const iter = await this.kv.history({ key: job });
+    for await (const entry of iter) {
+      if (entry.operation === 'PUT') out.push({ manifest: decode(entry.value), revision: entry.revision });
+    }
+    return out;
+  }
+
+  /**
+   * Commits `manifest` after `previous` (undefined for a job's first).
+   * Throws MR_CHECKPOINT_CONFLICT when it does not follow, or lost the race.
+   */
+  async commit(manifest: CheckpointManifest, previous: StoredManifest | undefined): Promise<number> {
+    const conflict = (why: string) =>
+      millraceError(ErrorCodes.CHECKPOINT_CONFLICT, `checkpoint ${manifest.checkpoint} of job "${manifest.job}" not committed: ${why}`, {
+        details: {
+          job: manifest.job,
+          checkpoint: manifest.checkpoint,
+          leaderEpoch: manifest.leaderEpoch,
+          previousCheckpoint: previous?.manifest.checkpoint,
+          previousLeaderEpoch: previous?.manifest.leaderEpoch,
+        },
+      });
+    if (previous) {
+      if (manifest.checkpoint <= previous.manifest.checkpoint) throw conflict(`checkpoint ${previous.manifest.checkpoint} is already committed`);
+      if (manifest.leaderEpoch < previous.manifest.leaderEpoch) {
+        throw conflict(`leader epoch ${manifest.leaderEpoch} is older than ${previous.manifest.leaderEpoch}`);
+      }
+    }
+    const data = encoder.encode(JSON.stringify(manifest));
+    try {
+      return previous ? await this.kv.update(manifest.job, data, previous.revision) : await this.kv.create(manifest.job, data);
+    } catch (err) {
+      if (isWrongLastSequence(err)) throw conflict('another manifest was committed first');
+      throw translateNatsError(err, `cannot commit checkpoint ${manifest.checkpoint} of job "${manifest.job}"`);
+    }
+  }
+}
+
+function decode(bytes: Uint8Array): CheckpointManifest {
+  return JSON.parse(decoder.decode(bytes)) as CheckpointManifest;
+}
