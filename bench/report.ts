@@ -58,7 +58,7 @@ export function formatResults(summaries: ScenarioSummary[], events: number): str
   for (const s of summaries) {
     const name = `(${s.id}) ${s.title}`;
     if (!s.runs.length) {
-      const why = s.status === 'missing' ? 'not implemented yet' : `failed: ${s.failures.length} run(s)`;
+      const why = s.status === 'missing' ? 'scenario module not found' : `failed: ${s.failures.length} run(s)`;
       lines.push(`| ${name} | ${why} | | | 0 | | | | |`);
       continue;
     }

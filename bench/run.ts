@@ -66,7 +66,7 @@ const summaries: ScenarioSummary[] = selected.map((s) => ({
   runs: [],
   failures: [],
 }));
-for (const s of summaries) if (s.status === 'missing') out(`(${s.id}) not implemented yet`);
+for (const s of summaries) if (s.status === 'missing') out(`(${s.id}) scenario module not found`);
 
 const root = mkdtempSync(join(tmpdir(), 'millrace-bench-'));
 const server = await startNatsServer({ dir: join(root, 'nats') });
