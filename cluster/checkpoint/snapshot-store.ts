@@ -1,0 +1,89 @@
+/**
+ * Snapshots other nodes can read: what a task's state store changed up to a
+ * checkpoint, uploaded to the JetStream object store. A snapshot is either a
+ * full copy of a task's keys or a delta (the writes since the previous
+ * checkpoint, deletes included); a task restores from a chain: one full, then
+ * its deltas in order. Working state stays in the StateBackend; this store
+ * only sees snapshots (STYLE 4).
+ */
+import type { JetStreamClient, ObjectStore } from 'nats';
+import { ErrorCodes, millraceError } from '../../errors.js';
+import type { BackendWrite, StateBackend } from '../../runtime/state/backend.js';
+import { decodeMsgpack, encodeMsgpack } from '../../runtime/wire/codec.js';
+import { translateNatsError } from '../transport/nats-errors.js';
+
+export const DEFAULT_SNAPSHOT_BUCKET = 'millrace_snapshots';
+
+export interface SnapshotRef {
+  readonly job: string;
+  /** `<job>/<stage>/<partition>` */
+  readonly task: string;
+  readonly checkpoint: number;
+  readonly kind: 'full' | 'delta';
+}
+
+/** Object name of a snapshot: sorts a task's snapshots by checkpoint. */
+export function snapshotName(ref: SnapshotRef): string {
+  return `${ref.task}/${String(ref.checkpoint).padStart(12, '0')}-${ref.kind}`;
+}
+
+/** On the wire: msgpack of `[key, value | null][]`. */
+type Encoded = [Uint8Array, Uint8Array | null][];
+
+export class SnapshotStore {
+  private constructor(private readonly os: ObjectStore) {}
+
+  static async open(js: JetStreamClient, options: { bucket?: string } = {}): Promise<SnapshotStore> {
+    const bucket = options.bucket ?? DEFAULT_SNAPSHOT_BUCKET;
+    try {
+      return new SnapshotStore(await js.views.os(bucket));
+    } catch (err) {
+      throw translateNatsError(err, `cannot open snapshot bucket "${bucket}"`);
+    }
+  }
+
+  /** Uploads `writes` as the snapshot `ref`; returns its name for the manifest. */
+  async put(ref: SnapshotRef, writes: readonly BackendWrite[]): Promise<string> {
+    const name = snapshotName(ref);
+    const encoded: Encoded = writes.map((w) => [w.key, w.value ?? null]);
+    try {
+      await this.os.putBlob({ name }, encodeMsgpack(encoded));
+    } catch (err) {
+      throw translateNatsError(err, `cannot upload snapshot ${name}`);
+    }
+    return name;
+  }
+
+  /** The writes of snapshot `name`. */
+  async read(name: string): Promise<BackendWrite[]> {
+    let blob: Uint8Array | null;
+    try {
+      blob = await this.os.getBlob(name);
+    } catch (err) {
+      throw translateNatsError(err, `cannot download snapshot ${name}`);
+    }
+    if (!blob) throw millraceError(ErrorCodes.STATE_CORRUPTED, `snapshot ${name} is missing from the snapshot store`, { disposition: 'task-corrupted' });
+    return (decodeMsgpack(blob) as Encoded).map(([key, value]) => ({ key, value: value ?? undefined }));
+  }
+
+  /** Applies a chain (a full snapshot, then deltas) to `backend`, one atomic batch per snapshot. */
+  async restore(chain: readonly string[], backend: StateBackend): Promise<void> {
+    if (chain.length > 0 && !chain[0]!.endsWith('-full')) {
+      throw millraceError(ErrorCodes.STATE_CORRUPTED, `a snapshot chain must start with a full snapshot, not ${chain[0]}`, {
+        disposition: 'task-corrupted',
+      });
+    }
+    for (const name of chain) await backend.write(await this.read(name));
+  }
+
+  /** Deletes the snapshots of `task` that `keep` does not name; returns how many. */
+  async collect(task: string, keep: ReadonlySet<string>): Promise<number> {
+    let deleted = 0;
+    for (const info of await this.os.list()) {
+      if (info.deleted || !info.name.startsWith(`${task}/`) || keep.has(info.name)) continue;
+      await this.os.delete(info.name);
+      deleted++;
+    }
+    return deleted;
+  }
+}
