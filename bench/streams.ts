@@ -2,31 +2,14 @@
  * Millrace streams as the benchmark sees them (docs/wire-format.md): a
  * JetStream stream NAME, file storage, subjects `mr.NAME.0` .. `mr.NAME.<P-1>`.
  */
-import { StorageType, type JetStreamManager } from 'nats';
+import type { JetStreamManager } from 'nats';
+import { createStream } from '../cluster/transport/streams.js';
 
-/** Subject of partition `p` of millrace stream `name`. */
-export function partitionSubject(name: string, p: number): string {
-  return `mr.${name}.${p}`;
-}
+export { partitionSubject, partitionSubjects } from '../runtime/wire/subjects.js';
 
-/** The `partitions` subjects of stream `name`, in partition order. */
-export function partitionSubjects(name: string, partitions: number): string[] {
-  return Array.from({ length: partitions }, (_, p) => partitionSubject(name, p));
-}
-
-/** Creates millrace stream `name`; fails if the server did not keep the subjects. */
+/** Creates millrace stream `name` the way millrace does, checking the config the server returns. */
 export async function createMillraceStream(jsm: JetStreamManager, name: string, partitions: number): Promise<void> {
-  const subjects = partitionSubjects(name, partitions);
-  const info = await jsm.streams.add({
-    name,
-    subjects,
-    storage: StorageType.File,
-    num_replicas: 1,
-    description: `millrace stream; partitions=${partitions}`,
-  });
-  if (info.config.subjects?.join(',') !== subjects.join(',') || info.config.storage !== StorageType.File) {
-    throw new Error(`stream ${name} was created with a different config: ${JSON.stringify(info.config)}`);
-  }
+  await createStream(jsm, name, { partitions });
 }
 
 /** Deletes every stream except `keep` (outputs, KV buckets, object stores a run left behind). */

@@ -130,23 +130,27 @@ export class JobRunner {
 
   /** Restarts a failed task from its committed state until the job stops. */
   private async supervise(slot: Slot): Promise<void> {
+    let running = true; // false after a restart that failed before the task ran
     while (!this.stopping) {
-      try {
-        await slot.task?.done;
-        return; // stopped on purpose
-      } catch (err) {
-        if (this.stopping) return;
-        const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(slot.restarts, 6));
-        slot.restarts++;
-        this.log.error({ err, task: slot.task?.id, restarts: slot.restarts, backoffMs: backoff }, 'task failed; restarting from its last commit');
-        await sleep(backoff);
-        if (this.stopping) return;
+      if (running) {
         try {
-          await this.startTask(slot);
-        } catch (startErr) {
-          this.log.error({ err: startErr, task: slot.task?.id }, 'task restart failed');
-          slot.task = failedTask(slot.task!, startErr);
+          await slot.task?.done;
+          return; // stopped on purpose
+        } catch (err) {
+          if (this.stopping) return;
+          this.log.error({ err, task: slot.task?.id, restarts: slot.restarts }, 'task failed; restarting from its last commit');
         }
+      }
+      const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(slot.restarts, 6));
+      slot.restarts++;
+      await sleep(backoff);
+      if (this.stopping) return;
+      try {
+        await this.startTask(slot);
+        running = true;
+      } catch (err) {
+        this.log.error({ err, task: slot.task?.id, restarts: slot.restarts, backoffMs: backoff }, 'task restart failed');
+        running = false;
       }
     }
   }
@@ -182,9 +186,4 @@ export class JobRunner {
     }
     return subjects.length > 0 ? [...subjects] : [undefined];
   }
-}
-
-/** Keeps the supervisor's loop going after a restart that failed before the task ran. */
-function failedTask(previous: Task, err: unknown): Task {
-  return Object.create(previous, { done: { value: Promise.reject(err) } }) as Task;
 }

@@ -90,6 +90,8 @@ export class Task {
   private origin = '';
   private outIndex = 0;
   private loop: Promise<void> | undefined;
+  /** Reused for every record: decoding allocates no holder object. */
+  private readonly scratch: DecodedRecord = { value: undefined, key: '', timestamp: 0 };
 
   constructor(private readonly options: TaskOptions) {
     const { job, stage, partition } = options;
@@ -183,8 +185,6 @@ export class Task {
       this.skip(msg, err as MillraceError);
     }
   }
-
-  private readonly scratch: DecodedRecord = { value: undefined, key: '', timestamp: 0 };
 
   private skip(msg: InputMessage, err: MillraceError): void {
     this.skipped++;
