@@ -56,6 +56,10 @@ export const ErrorCodes = {
   NODE_STOPPED: 'MR_NODE_STOPPED',
   /** A checkpoint manifest was not committed: another one won the compare-and-set, or its leader epoch is stale. */
   CHECKPOINT_CONFLICT: 'MR_CHECKPOINT_CONFLICT',
+  /** A task saw a record of a newer run of its job: its own run was rolled back and it must restart. */
+  RUN_SUPERSEDED: 'MR_RUN_SUPERSEDED',
+  /** The broker has lost records a committed checkpoint says it had: the job stops instead of diverging. */
+  INPUT_LOST: 'MR_INPUT_LOST',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

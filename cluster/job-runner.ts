@@ -1,19 +1,27 @@
 /**
  * Runs one job on this node: makes sure its streams exist, then runs one
- * task per (stage, partition) and restarts a failed task from its last
- * committed state, with backoff. (With one node, this node owns every
+ * task per (stage, partition) in the run (generation) the coordinator
+ * commands, restored from the run's checkpoint; it says hello to the
+ * coordinator every few seconds (cluster/checkpoint/cluster-coordinator.ts).
+ *
+ * A failed task is not restarted alone: its node reports it and the
+ * coordinator restarts the whole job from the last committed checkpoint in
+ * a new generation (decision 003). (With one node, this node owns every
  * partition; the cluster issue adds assignment.)
  */
 import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
 import type { Logger } from 'pino';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { NodeConfig } from '../config/index.js';
-import { ErrorCodes, millraceError } from '../errors.js';
+import { ErrorCodes, isMillraceError, millraceError, type MillraceError } from '../errors.js';
 import type { JobDefinition } from '../runtime/api/index.js';
 import { compileJob, type JobPlan, type StagePlan } from '../runtime/plan/compile.js';
 import type { StateBackend } from '../runtime/state/backend.js';
 import type { DeadLetterHandler } from '../runtime/task/ports.js';
 import { Task } from '../runtime/task/task.js';
+import { ControlChannel, type RunCommand } from './checkpoint/control.js';
+import type { CheckpointManifest, ManifestStore } from './checkpoint/manifest-store.js';
+import type { SnapshotStore } from './checkpoint/snapshot-store.js';
+import { restoreTaskState, TaskSnapshots } from './checkpoint/task-snapshots.js';
 import { natsTaskOutput } from './task-output.js';
 import { openPartitionConsumer } from './transport/partition-consumer.js';
 import { createStream, describeStream, partitionSubject } from './transport/streams.js';
@@ -24,30 +32,44 @@ export interface JobRunnerDeps {
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
   readonly backend: StateBackend;
+  readonly manifests: ManifestStore;
+  readonly snapshots: SnapshotStore;
   readonly config: NodeConfig;
   readonly logger: Logger;
   readonly deadLetter?: DeadLetterHandler;
 }
 
-/** A task slot: the live task of one (stage, partition), replaced on restart. */
+/** A task slot: the live task of one (stage, partition), replaced at each run. */
 interface Slot {
+  readonly id: string;
   readonly stage: StagePlan;
   readonly partition: number;
   readonly inputStream: string;
+  /** The subject the task reads: its position's name in the manifest. */
+  readonly inputSubject: string;
   readonly filterSubject: string | undefined;
   readonly outputPartitions: number;
+  /** Tasks whose barriers arrive on this slot's input. */
+  readonly upstream: readonly string[];
   task: Task | undefined;
-  restarts: number;
 }
 
-const MAX_BACKOFF_MS = 30_000;
+/** How often a node repeats a hello or a failure nobody answered. */
+const RESEND_MS = 3000;
 
 export class JobRunner {
   readonly plan: JobPlan;
   private readonly slots: Slot[] = [];
   private stopping = false;
-  private readonly supervisors: Promise<void>[] = [];
+  private generation = 0;
+  private leaderEpoch = 0;
+  private channel: ControlChannel | undefined;
+  private runs: Promise<void> = Promise.resolve();
+  private firstRun: (() => void) | undefined;
+  private resend: NodeJS.Timeout | undefined;
   private readonly log: Logger;
+  /** Set when the job stopped because it cannot run (e.g. MR_INPUT_LOST). */
+  failedWith: MillraceError | undefined;
 
   constructor(
     readonly definition: JobDefinition,
@@ -61,63 +83,151 @@ export class JobRunner {
     return this.slots.flatMap((s) => (s.task ? [s.task] : []));
   }
 
-  /** Ensures streams, starts every task; resolves once all run. */
-  async start(): Promise<void> {
-    const outputPartitions: number[] = [];
-    for (const stage of this.plan.stages) outputPartitions.push(await this.ensureOutput(stage));
-    for (const stage of this.plan.stages) {
-      const inputs = await this.inputPartitions(stage);
-      for (const [partition, filterSubject] of inputs.entries()) {
-        this.slots.push({
-          stage,
-          partition,
-          inputStream: stage.input.kind === 'stream' ? stage.input.stream : stage.input.source.stream,
-          filterSubject,
-          outputPartitions: outputPartitions[stage.index]!,
-          task: undefined,
-          restarts: 0,
-        });
-      }
-    }
-    await Promise.all(this.slots.map((slot) => this.startTask(slot)));
-    for (const slot of this.slots) this.supervisors.push(this.supervise(slot));
-    this.log.info({ stages: this.plan.stages.length, tasks: this.slots.length }, 'job started');
+  /** The generation this node's tasks run in. */
+  get currentGeneration(): number {
+    return this.generation;
   }
 
-  /** Stops every task gracefully: each commits and acks what it processed. */
+  /** Ensures streams, joins the job's runs; resolves once its tasks run. */
+  async start(): Promise<void> {
+    await this.buildSlots();
+    const { nc, config } = this.deps;
+    const job = this.plan.job;
+    const onError = (err: unknown) => this.log.warn({ err }, 'bad control message');
+    const channel = (this.channel = new ControlChannel(nc, job));
+    channel.on('run', (m) => this.fenced(m.leaderEpoch) && this.serial(() => this.applyRun(m)), onError);
+    channel.on('trigger', (m) => {
+      if (!this.fenced(m.leaderEpoch) || m.generation !== this.generation) return;
+      for (const slot of this.slots) slot.task?.triggerCheckpoint(m.checkpoint);
+    }, onError);
+    channel.on('committed', (m) => {
+      if (!this.fenced(m.leaderEpoch) || m.generation !== this.generation) return;
+      for (const slot of this.slots) slot.task?.checkpointCommitted(m.checkpoint);
+    }, onError);
+    const started = new Promise<void>((resolve) => (this.firstRun = resolve));
+    const internalInputs = this.slots
+      .filter((s) => s.upstream.length > 0)
+      .map((s) => ({ task: s.id, stream: s.inputStream, subject: s.inputSubject }));
+    const hello = () =>
+      channel.send('hello', {
+        node: config.nodeId,
+        generation: this.generation,
+        tasks: this.slots.map((s) => s.id),
+        internalInputs,
+        intervalMs: config.checkpoint.intervalMs,
+        timeoutMs: config.checkpoint.timeoutMs,
+      });
+    hello();
+    this.resend = setInterval(hello, RESEND_MS);
+    await started;
+    this.log.info({ stages: this.plan.stages.length, tasks: this.slots.length, generation: this.generation }, 'job started');
+  }
+
+  /** Stops every task; what they processed since the last checkpoint is replayed at the next start. */
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.resend);
+    this.channel?.close();
+    this.firstRun?.();
+    await this.runs;
     await Promise.all(this.slots.map((s) => s.task?.stop()));
-    await Promise.allSettled(this.supervisors);
   }
 
-  private async startTask(slot: Slot): Promise<void> {
+  /** Whether a command from `epoch` may be obeyed: not older than the newest leader seen. */
+  private fenced(epoch: number): boolean {
+    if (epoch < this.leaderEpoch) {
+      this.log.warn({ epoch, newest: this.leaderEpoch }, 'refused a command from an older leader');
+      return false;
+    }
+    this.leaderEpoch = epoch;
+    return true;
+  }
+
+  private serial(step: () => Promise<void>): void {
+    this.runs = this.runs.then(step).catch((err) => {
+      if (isMillraceError(err, ErrorCodes.INPUT_LOST)) {
+        // Restarting cannot help: stop this job here and say why.
+        this.log.fatal({ err }, 'the job stops: its input lost records a committed checkpoint consumed');
+        this.failedWith = err;
+        void this.stop();
+        return;
+      }
+      this.reportFailure('(run)', err);
+    });
+  }
+
+  /** Stops what runs, restores every task to the run's checkpoint, starts them in its generation. */
+  private async applyRun(run: RunCommand): Promise<void> {
+    if (this.stopping || run.generation <= this.generation) return;
+    this.generation = run.generation;
+    await Promise.all(this.slots.map((s) => s.task?.stop()));
+    const manifest = await this.manifest(run.checkpoint);
+    const sources = { local: 0, snapshot: 0, empty: 0 };
+    for (const slot of this.slots) {
+      if (this.generation !== run.generation || this.stopping) return; // superseded meanwhile
+      sources[await this.startTask(slot, run.generation, manifest)]++;
+    }
+    this.log.info({ generation: run.generation, checkpoint: run.checkpoint, restoredFrom: sources }, 'run started');
+    this.channel?.send('ready', { generation: run.generation, tasks: this.slots.map((s) => s.id) });
+    this.firstRun?.();
+    this.firstRun = undefined;
+  }
+
+  private async manifest(checkpoint: number): Promise<CheckpointManifest | undefined> {
+    if (checkpoint === 0) return undefined;
+    const job = this.plan.job;
+    const latest = await this.deps.manifests.latest(job);
+    const found =
+      latest?.manifest.checkpoint === checkpoint ? latest : (await this.deps.manifests.retained(job)).find((m) => m.manifest.checkpoint === checkpoint);
+    if (!found) throw millraceError(ErrorCodes.STATE_CORRUPTED, `checkpoint ${checkpoint} of job "${job}" is not in the checkpoint store`);
+    return found.manifest;
+  }
+
+  private async startTask(slot: Slot, generation: number, manifest: CheckpointManifest | undefined): Promise<'local' | 'snapshot' | 'empty'> {
     const { stage, partition } = slot;
-    const { js, jsm, nc, config } = this.deps;
-    const output = natsTaskOutput(nc, config.task.publishWindow);
-    const durable = `mr-${this.plan.job}-${stage.id}-${partition}`;
+    const { js, jsm, nc, config, backend, snapshots } = this.deps;
+    const part = manifest?.tasks[slot.id];
+    if (manifest && !part) throw millraceError(ErrorCodes.STATE_CORRUPTED, `checkpoint ${manifest.checkpoint} has no entry for task ${slot.id}`);
+    const uploads = new TaskSnapshots(snapshots, backend, this.plan.job, config.checkpoint.fullSnapshotEvery, part?.snapshots ?? []);
+    const output = natsTaskOutput(nc, config.task.publishWindow, isInternal(stage) ? { producer: slot.id, generation } : undefined);
     const task = new Task({
       job: this.plan.job,
       stage,
       partition,
       inputStream: slot.inputStream,
       outputPartitions: slot.outputPartitions,
-      backend: this.deps.backend,
+      backend,
       output,
       logger: this.deps.logger,
       deadLetter: this.deps.deadLetter,
-      commitEveryRecords: config.task.commitEveryRecords,
-      commitIntervalMs: config.task.commitIntervalMs,
       stateCacheEntries: config.task.stateCacheEntries,
+      checkpointing: {
+        generation,
+        upstream: slot.upstream,
+        sinkMode: config.checkpoint.sinkMode,
+        sealed: async (sealed) => {
+          const chain = await uploads.upload(sealed);
+          this.channel?.send('ack', {
+            generation,
+            checkpoint: sealed.checkpoint,
+            task: sealed.task,
+            positions: { [slot.inputSubject]: sealed.position },
+            snapshots: chain,
+          });
+        },
+      },
       openInput: (startSeq) =>
         openPartitionConsumer(js, jsm, {
           stream: slot.inputStream,
-          durable,
+          durable: `mr-${this.plan.job}-${stage.id}-${partition}`,
           filterSubject: slot.filterSubject,
           startSeq,
           maxAckPending: config.task.maxInFlight,
         }),
     });
+    const where = { job: this.plan.job, stage: stage.id, partition, prefixes: task.prefixes() };
+    const source = await restoreTaskState(backend, snapshots, where, { id: manifest?.checkpoint ?? 0, generation: manifest?.generation ?? 0, part });
+    if (part && slot.upstream.length === 0) await this.checkInputKept(slot, part.positions[slot.inputSubject] ?? 0);
     slot.task = task;
     try {
       await task.start();
@@ -125,33 +235,65 @@ export class JobRunner {
       output.close();
       throw err;
     }
-    task.done.finally(() => output.close()).catch(() => undefined);
+    task.done.then(
+      () => output.close(),
+      (err) => {
+        output.close();
+        if (!this.stopping && generation === this.generation) this.reportFailure(slot.id, err);
+      },
+    );
+    return source;
   }
 
-  /** Restarts a failed task from its committed state until the job stops. */
-  private async supervise(slot: Slot): Promise<void> {
-    let running = true; // false after a restart that failed before the task ran
-    while (!this.stopping) {
-      if (running) {
-        try {
-          await slot.task?.done;
-          return; // stopped on purpose
-        } catch (err) {
-          if (this.stopping) return;
-          this.log.error({ err, task: slot.task?.id, restarts: slot.restarts }, 'task failed; restarting from its last commit');
-        }
+  /** A source's checkpointed position beyond its stream's end means the broker lost acknowledged records. */
+  private async checkInputKept(slot: Slot, position: number): Promise<void> {
+    const info = await this.deps.jsm.streams.info(slot.inputStream);
+    if (position > info.state.last_seq) {
+      throw millraceError(
+        ErrorCodes.INPUT_LOST,
+        `stream "${slot.inputStream}" ends at sequence ${info.state.last_seq}, but checkpoint positions say task ${slot.id} consumed up to ${position}: the broker lost records`,
+        { details: { stream: slot.inputStream, subject: slot.inputSubject, position, lastSeq: info.state.last_seq } },
+      );
+    }
+  }
+
+  /** Tells the coordinator the run failed, and again while no new run comes. */
+  private reportFailure(task: string, err: unknown): void {
+    const generation = this.generation;
+    const error = err instanceof Error ? err.message : String(err);
+    this.log.error({ err, task, generation }, 'task failed; the job restarts from its last checkpoint');
+    const send = () => {
+      if (this.stopping || this.generation !== generation) return;
+      this.channel?.send('failed', { generation, task, error });
+      setTimeout(send, RESEND_MS).unref();
+    };
+    send();
+  }
+
+  private async buildSlots(): Promise<void> {
+    const outputPartitions: number[] = [];
+    for (const stage of this.plan.stages) outputPartitions.push(await this.ensureOutput(stage));
+    let previous: string[] = [];
+    for (const stage of this.plan.stages) {
+      const inputs = await this.inputPartitions(stage);
+      const ids: string[] = [];
+      for (const [partition, filterSubject] of inputs.entries()) {
+        const id = `${this.plan.job}/${stage.id}/${partition}`;
+        ids.push(id);
+        const inputStream = stage.input.kind === 'stream' ? stage.input.stream : stage.input.source.stream;
+        this.slots.push({
+          id,
+          stage,
+          partition,
+          inputStream,
+          inputSubject: filterSubject ?? inputStream,
+          filterSubject,
+          outputPartitions: outputPartitions[stage.index]!,
+          upstream: stage.input.kind === 'stream' && stage.input.internal ? previous : [],
+          task: undefined,
+        });
       }
-      const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(slot.restarts, 6));
-      slot.restarts++;
-      await sleep(backoff);
-      if (this.stopping) return;
-      try {
-        await this.startTask(slot);
-        running = true;
-      } catch (err) {
-        this.log.error({ err, task: slot.task?.id, restarts: slot.restarts, backoffMs: backoff }, 'task restart failed');
-        running = false;
-      }
+      previous = ids;
     }
   }
 
@@ -186,4 +328,8 @@ export class JobRunner {
     }
     return subjects.length > 0 ? [...subjects] : [undefined];
   }
+}
+
+function isInternal(stage: StagePlan): boolean {
+  return stage.output.kind === 'stream' && stage.output.internal;
 }

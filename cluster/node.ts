@@ -15,7 +15,12 @@ import { openLevelDbBackend } from '../runtime/state/leveldb-backend.js';
 import type { DeadLetterHandler } from '../runtime/task/ports.js';
 import type { Task } from '../runtime/task/task.js';
 import { startEmbeddedNats } from './embedded-nats.js';
+import { ManifestStore } from './checkpoint/manifest-store.js';
+import { ClusterCoordinator } from './checkpoint/cluster-coordinator.js';
+import { RunStore } from './checkpoint/run-store.js';
+import { SnapshotStore } from './checkpoint/snapshot-store.js';
 import { JobRunner } from './job-runner.js';
+import { LeaderLease } from './leader/lease.js';
 import { loadJobModule } from './job-loader.js';
 import { connectNats } from './transport/connection.js';
 import { translateNatsError } from './transport/nats-errors.js';
@@ -40,7 +45,9 @@ export interface MillraceNode {
   tasks(): readonly Task[];
   /** Starts another job on this node; resolves once its tasks run. */
   runJob(definition: JobDefinition): Promise<void>;
-  /** Stops consuming, commits and acks what was processed, closes everything. Idempotent. */
+  /** Takes a checkpoint of `job` now (this node must coordinate); resolves with its id once committed. */
+  checkpoint(job: string): Promise<number>;
+  /** Stops the tasks (what they did since the last checkpoint is replayed at the next start), closes everything. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -74,11 +81,24 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
     const backend: StateBackend = await openLevelDbBackend(join(dataDir, 'state'));
     closers.push(() => backend.close());
 
+    const [manifests, runs, snapshots] = await Promise.all([ManifestStore.open(js), RunStore.open(js), SnapshotStore.open(js)]);
     const runners: JobRunner[] = [];
+    const coordinator = new ClusterCoordinator({ nc, jsm, manifests, runs, snapshots, logger });
+    closers.push(() => coordinator.close());
+    const lease = await LeaderLease.campaign(js, {
+      nodeId: config.nodeId,
+      ttlMs: config.checkpoint.leaseTtlMs,
+      onChange: (status) => {
+        logger.info({ status }, status.role === 'leader' ? 'this node now coordinates' : 'coordinator lease status');
+        coordinator.leadership(status);
+      },
+    });
+    coordinator.leadership(lease.current);
+    closers.push(() => lease.stop());
     closers.push(() => Promise.all(runners.map((r) => r.stop())));
     const runJob = async (definition: JobDefinition) => {
       checkUniqueNames([...runners.map((r) => r.definition), definition]);
-      const runner = new JobRunner(definition, { nc, js, jsm, backend, config, logger, deadLetter: options.deadLetter });
+      const runner = new JobRunner(definition, { nc, js, jsm, backend, manifests, snapshots, config, logger, deadLetter: options.deadLetter });
       runners.push(runner);
       await runner.start();
     };
@@ -92,6 +112,11 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
       logger,
       tasks: () => runners.flatMap((r) => r.tasks),
       runJob,
+      checkpoint: (job) => {
+        const coordinating = coordinator.job(job);
+        if (!coordinating) return Promise.reject(millraceError(ErrorCodes.JOB_INVALID, `this node does not coordinate a job "${job}"`, { details: { job } }));
+        return coordinating.checkpointNow();
+      },
       stop: () => (stopped ??= closeAll().then(() => logger.info('node stopped'))),
     };
     logger.info(

@@ -58,11 +58,14 @@ const ENV_VARS: readonly (readonly [variable: string, path: string, parse: Parse
   ['MILLRACE_JOBS', 'jobs', asList],
   ['MILLRACE_LOG_LEVEL', 'logLevel', asString],
   ['MILLRACE_TASK_MAX_IN_FLIGHT', 'task.maxInFlight', asNumber],
-  ['MILLRACE_TASK_COMMIT_INTERVAL_MS', 'task.commitIntervalMs', asNumber],
-  ['MILLRACE_TASK_COMMIT_EVERY_RECORDS', 'task.commitEveryRecords', asNumber],
   ['MILLRACE_TASK_PUBLISH_WINDOW', 'task.publishWindow', asNumber],
   ['MILLRACE_TASK_STATE_CACHE_ENTRIES', 'task.stateCacheEntries', asNumber],
   ['MILLRACE_DEFAULT_PARTITIONS', 'defaultPartitions', asNumber],
+  ['MILLRACE_CHECKPOINT_INTERVAL_MS', 'checkpoint.intervalMs', asNumber],
+  ['MILLRACE_CHECKPOINT_TIMEOUT_MS', 'checkpoint.timeoutMs', asNumber],
+  ['MILLRACE_CHECKPOINT_FULL_SNAPSHOT_EVERY', 'checkpoint.fullSnapshotEvery', asNumber],
+  ['MILLRACE_CHECKPOINT_SINK_MODE', 'checkpoint.sinkMode', asString],
+  ['MILLRACE_CHECKPOINT_LEASE_TTL_MS', 'checkpoint.leaseTtlMs', asNumber],
 ];
 
 // `config` is not here: the CLI passes it as `file`.

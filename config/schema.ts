@@ -25,8 +25,12 @@ export const DEFAULT_NATS_NAME = 'millrace';
 export const DEFAULT_JOBS: readonly string[] = Object.freeze([]);
 export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
 export const DEFAULT_TASK_MAX_IN_FLIGHT = 20_000;
-export const DEFAULT_TASK_COMMIT_INTERVAL_MS = 100;
-export const DEFAULT_TASK_COMMIT_EVERY_RECORDS = 5_000;
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 1_000;
+export const DEFAULT_CHECKPOINT_TIMEOUT_MS = 60_000;
+export const DEFAULT_CHECKPOINT_FULL_SNAPSHOT_EVERY = 10;
+export const SINK_MODES = ['transactional', 'immediate'] as const;
+export const DEFAULT_CHECKPOINT_SINK_MODE: (typeof SINK_MODES)[number] = 'transactional';
+export const DEFAULT_LEASE_TTL_MS = 5_000;
 export const DEFAULT_TASK_PUBLISH_WINDOW = 8_192;
 export const DEFAULT_TASK_STATE_CACHE_ENTRIES = 200_000;
 export const DEFAULT_PARTITIONS = 16;
@@ -104,17 +108,6 @@ const TaskSchema = z
        */
       maxInFlight: int(1).default(DEFAULT_TASK_MAX_IN_FLIGHT),
       /**
-       * Seal and commit the task's state at least this often, in milliseconds.
-       * @default {@link DEFAULT_TASK_COMMIT_INTERVAL_MS} (`100`)
-       */
-      commitIntervalMs: int(1).default(DEFAULT_TASK_COMMIT_INTERVAL_MS),
-      /**
-       * ... or after this many records. Must be below `maxInFlight`, or the
-       * consumer stops delivering before a commit is due.
-       * @default {@link DEFAULT_TASK_COMMIT_EVERY_RECORDS} (`5000`)
-       */
-      commitEveryRecords: int(1).default(DEFAULT_TASK_COMMIT_EVERY_RECORDS),
-      /**
        * Outputs a node's publisher may have awaiting a PubAck.
        * @default {@link DEFAULT_TASK_PUBLISH_WINDOW} (`8192`)
        */
@@ -127,15 +120,41 @@ const TaskSchema = z
     },
     { error: 'an object' },
   )
-  .refine((task) => task.commitEveryRecords < task.maxInFlight, {
-    path: ['commitEveryRecords'],
-    // Only compare two valid numbers; a bad one already has its own issue.
-    when: ({ value }) => {
-      const task = value as { maxInFlight?: unknown; commitEveryRecords?: unknown } | null;
-      return Number.isSafeInteger(task?.maxInFlight) && Number.isSafeInteger(task?.commitEveryRecords);
+  .readonly();
+
+const CheckpointSchema = z
+  .strictObject(
+    {
+      /**
+       * How often the coordinator starts a checkpoint, in milliseconds.
+       * @default {@link DEFAULT_CHECKPOINT_INTERVAL_MS} (`1000`)
+       */
+      intervalMs: int(1).default(DEFAULT_CHECKPOINT_INTERVAL_MS),
+      /**
+       * A checkpoint not complete after this long is abandoned.
+       * @default {@link DEFAULT_CHECKPOINT_TIMEOUT_MS} (`60000`)
+       */
+      timeoutMs: int(1).default(DEFAULT_CHECKPOINT_TIMEOUT_MS),
+      /**
+       * A task uploads a full snapshot every this many checkpoints, deltas in between.
+       * @default {@link DEFAULT_CHECKPOINT_FULL_SNAPSHOT_EVERY} (`10`)
+       */
+      fullSnapshotEvery: int(1).default(DEFAULT_CHECKPOINT_FULL_SNAPSHOT_EVERY),
+      /**
+       * `transactional`: sink outputs are published once their checkpoint
+       * commits (exactly-once). `immediate`: at once, with idempotent ids
+       * (lower latency, at-least-once after JetStream's duplicate window).
+       * @default {@link DEFAULT_CHECKPOINT_SINK_MODE} (`'transactional'`)
+       */
+      sinkMode: z.enum(SINK_MODES, { error: `one of ${SINK_MODES.join(', ')}` }).default(DEFAULT_CHECKPOINT_SINK_MODE),
+      /**
+       * Time-to-live of the coordinator's leader lease; a dead leader is replaced after it.
+       * @default {@link DEFAULT_LEASE_TTL_MS} (`5000`)
+       */
+      leaseTtlMs: int(100).default(DEFAULT_LEASE_TTL_MS),
     },
-    error: (issue) => `an integer < task.maxInFlight (${(issue.input as { maxInFlight: number }).maxInFlight})`,
-  })
+    { error: 'an object' },
+  )
   .readonly();
 
 /** The whole node configuration; unknown keys anywhere are errors. */
@@ -169,6 +188,8 @@ export const NodeConfigSchema = z
       logLevel: z.enum(LOG_LEVELS, { error: `one of ${LOG_LEVELS.join(', ')}` }).default(DEFAULT_LOG_LEVEL),
       /** Limits and cadence of each task. */
       task: TaskSchema.prefault({}),
+      /** Checkpoints, exactly-once sinks and the coordinator's lease. */
+      checkpoint: CheckpointSchema.prefault({}),
       /**
        * Partitions given to a stream that millrace creates without a count.
        * @default {@link DEFAULT_PARTITIONS} (`16`)

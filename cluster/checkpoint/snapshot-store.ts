@@ -19,12 +19,19 @@ export interface SnapshotRef {
   /** `<job>/<stage>/<partition>` */
   readonly task: string;
   readonly checkpoint: number;
+  /** The job's run that sealed it: an aborted run may have used the same checkpoint id. */
+  readonly generation: number;
   readonly kind: 'full' | 'delta';
 }
 
 /** Object name of a snapshot: sorts a task's snapshots by checkpoint. */
 export function snapshotName(ref: SnapshotRef): string {
-  return `${ref.task}/${String(ref.checkpoint).padStart(12, '0')}-${ref.kind}`;
+  return `${ref.task}/${String(ref.checkpoint).padStart(12, '0')}-g${ref.generation}-${ref.kind}`;
+}
+
+/** The checkpoint id in a snapshot's name. */
+function checkpointOf(name: string): number {
+  return Number(name.slice(name.lastIndexOf('/') + 1).split('-')[0]);
 }
 
 /** On the wire: msgpack of `[key, value | null][]`. */
@@ -76,11 +83,17 @@ export class SnapshotStore {
     for (const name of chain) await backend.write(await this.read(name));
   }
 
-  /** Deletes the snapshots of `task` that `keep` does not name; returns how many. */
+  /**
+   * Deletes the snapshots of `task` that `keep` does not name and that are
+   * older than the newest it names (newer ones may belong to a checkpoint in
+   * progress); returns how many.
+   */
   async collect(task: string, keep: ReadonlySet<string>): Promise<number> {
     let deleted = 0;
+    const newestKept = Math.max(0, ...[...keep].map(checkpointOf));
     for (const info of await this.os.list()) {
       if (info.deleted || !info.name.startsWith(`${task}/`) || keep.has(info.name)) continue;
+      if (checkpointOf(info.name) >= newestKept) continue;
       await this.os.delete(info.name);
       deleted++;
     }

@@ -1,7 +1,11 @@
 /**
  * The mailbox of a task: a durable pull consumer over one partition subject,
- * (re)created at task start from the position the task committed in its own
- * state store, so the store, not the server, decides where a task resumes.
+ * (re)created at task start from the position of the checkpoint the task
+ * restored, so the checkpoint, not the server, decides where a task resumes.
+ * It acknowledges nothing (AckPolicy.None): exactly-once rests on the
+ * positions in checkpoint manifests, not on acks, which the server accepts
+ * late for messages it already redelivered. Flow control is the pull: the
+ * client asks for at most `maxAckPending` messages at a time.
  */
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
 import { isConsumerNotFound, isStreamNotFound, translateNatsError } from './nats-errors.js';
@@ -15,7 +19,7 @@ export interface PartitionConsumerOptions {
   filterSubject: string | undefined;
   /** The first stream sequence to deliver (1 = from the beginning). */
   startSeq: number;
-  /** Un-acked records the server delivers at most: the task's in-flight bound. */
+  /** Records pulled ahead of processing at most: the task's in-flight bound. */
   maxAckPending: number;
   /** Messages per pull request. @default 1000 */
   batch?: number;
@@ -26,8 +30,6 @@ export interface PartitionConsumer {
   /** Ends the iteration of `messages`. */
   stop(): void;
 }
-
-const ACK_WAIT_NS = 60_000_000_000;
 
 export async function openPartitionConsumer(
   js: JetStreamClient,
@@ -53,9 +55,7 @@ export async function openPartitionConsumer(
   try {
     await jsm.consumers.add(options.stream, {
       durable_name: options.durable,
-      ack_policy: AckPolicy.All,
-      ack_wait: ACK_WAIT_NS,
-      max_ack_pending: options.maxAckPending,
+      ack_policy: AckPolicy.None,
       ...(options.filterSubject ? { filter_subject: options.filterSubject } : {}),
       ...start,
     });

@@ -7,6 +7,7 @@
  *   0x01 keyed state     job, operator, partition, record key, state name
  *   0x02 input position  job, stage, partition
  *   0x03 timer           job, operator, partition, ts, record key
+ *   0x04 staged output   job, stage, partition, checkpoint
  *
  * Partitions are decimal strings; a timer's ts is a raw 8-byte big-endian
  * unsigned integer, so inside one timer prefix keys sort by time. Because
@@ -22,6 +23,7 @@ import { ErrorCodes, millraceError } from '../../errors.js';
 export const NS_STATE = 0x01;
 export const NS_POSITION = 0x02;
 export const NS_TIMER = 0x03;
+export const NS_STAGED = 0x04;
 
 const TIMESTAMP_BYTES = 8;
 const TWO_32 = 2 ** 32;
@@ -30,7 +32,8 @@ const TWO_32 = 2 ** 32;
 export type DecodedKey =
   | { kind: 'state'; job: string; operator: string; partition: number; key: string; stateName: string }
   | { kind: 'position'; job: string; stage: string; partition: number }
-  | { kind: 'timer'; job: string; operator: string; partition: number; ts: number; key: string };
+  | { kind: 'timer'; job: string; operator: string; partition: number; ts: number; key: string }
+  | { kind: 'staged'; job: string; stage: string; partition: number; checkpoint: number };
 
 export type DecodedTimerKey = Omit<Extract<DecodedKey, { kind: 'timer' }>, 'kind'>;
 
@@ -74,9 +77,19 @@ export function statePrefix(job: string, operator?: string, partition?: number):
   return head(NS_STATE, segments);
 }
 
-/** The key of a job stage's input position (next stream sequence) for one partition. */
+/** The key of a task's stored position (runtime/state/task-position.ts). */
 export function positionKey(job: string, stage: string, partition: number): Uint8Array {
   return head(NS_POSITION, [job, stage, partitionString(partition)]);
+}
+
+/** Prefix of the sink outputs a task staged for checkpoints not yet published. */
+export function stagedPrefix(job: string, stage: string, partition: number): Uint8Array {
+  return head(NS_STAGED, [job, stage, partitionString(partition)]);
+}
+
+/** The key of the sink outputs a task staged under `checkpoint`; keys sort by checkpoint. */
+export function stagedKey(job: string, stage: string, partition: number, checkpoint: number): Uint8Array {
+  return withTimestamp(stagedPrefix(job, stage, partition), checkpoint);
 }
 
 /** The key of a processing-time timer of record `key` due at `ts` (ms since the epoch). */
@@ -112,6 +125,9 @@ export function decodeKey(bytes: Uint8Array): DecodedKey {
     case NS_TIMER:
       decoded = { kind: 'timer', job: r.string(), operator: r.string(), partition: r.partition(),
         ts: r.timestamp(), key: r.string() };
+      break;
+    case NS_STAGED:
+      decoded = { kind: 'staged', job: r.string(), stage: r.string(), partition: r.partition(), checkpoint: r.timestamp() };
       break;
     default:
       throw corrupted(bytes, `unknown namespace byte ${bytes[0]}`);
@@ -185,19 +201,30 @@ function head(namespace: number, strings: readonly string[]): Buffer {
 }
 
 function withTimer(prefix: Uint8Array, ts: number, key: string): Buffer {
-  if (!Number.isSafeInteger(ts) || ts < 0) {
-    throw new TypeError(`timer timestamp must be a non-negative safe integer, got ${ts}`);
-  }
   const keyLength = utf8Length(key);
   const out = Buffer.allocUnsafe(prefix.length + 1 + TIMESTAMP_BYTES + uvarintLength(keyLength) + keyLength);
   out.set(prefix, 0);
-  let pos = prefix.length;
+  writeSegment(out, writeUint64(out, prefix.length, ts), key, keyLength);
+  return out;
+}
+
+function withTimestamp(prefix: Uint8Array, n: number): Buffer {
+  const out = Buffer.allocUnsafe(prefix.length + 1 + TIMESTAMP_BYTES);
+  out.set(prefix, 0);
+  writeUint64(out, prefix.length, n);
+  return out;
+}
+
+/** Writes `n` as a segment of 8 big-endian bytes, so keys sort by it; returns the end. */
+function writeUint64(out: Buffer, pos: number, n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new TypeError(`timer timestamp must be a non-negative safe integer, got ${n}`);
+  }
   out[pos++] = TIMESTAMP_BYTES;
   // Two 32-bit halves: a safe integer does not fit the bitwise operators.
-  out.writeUInt32BE(Math.floor(ts / TWO_32), pos);
-  out.writeUInt32BE(ts % TWO_32, pos + 4);
-  writeSegment(out, pos + TIMESTAMP_BYTES, key, keyLength);
-  return out;
+  out.writeUInt32BE(Math.floor(n / TWO_32), pos);
+  out.writeUInt32BE(n % TWO_32, pos + 4);
+  return pos + TIMESTAMP_BYTES;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

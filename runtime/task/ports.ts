@@ -10,7 +10,11 @@ export interface InputMessage {
   readonly subject: string;
   readonly data: Uint8Array;
   readonly headers?: { get(name: string): string; has(name: string): boolean } | undefined;
-  readonly info: { readonly timestampNanos: number };
+  readonly info: {
+    readonly timestampNanos: number;
+    /** The consumer's delivery counter: +1 per message delivered, so a jump shows a message lost in transit. */
+    readonly deliverySequence?: number;
+  };
   /** Acknowledges this message and, under ack-all, every earlier one. */
   ack(): void;
 }
@@ -27,6 +31,8 @@ export type InputFactory = (startSeq: number) => Promise<TaskInput>;
 /** Publishes a task's outputs with bounded outstanding acknowledgements. */
 export interface TaskOutput {
   publish(subject: string, data: Uint8Array, key: string, timestamp: number, msgId: string): void;
+  /** Publishes barrier `checkpoint` (an empty record with the barrier header) after everything published so far. */
+  barrier(subject: string, checkpoint: number, msgId: string): void;
   readonly outstanding: number;
   readonly window: number;
   /** Resolves when there is room under the window again. */

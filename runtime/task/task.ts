@@ -1,33 +1,76 @@
 /**
  * A task: one stage of a job over one partition, a single-threaded actor
  * host. It reads its partition in order, runs the fused chain synchronously
- * per record, publishes outputs without waiting, and commits:
+ * per record and publishes outputs without waiting.
  *
- *   every `commitEveryRecords` records or `commitIntervalMs`, it seals the
- *   write-set of its keyed operators (state and timers) with its input
- *   position; once every output published so far is acknowledged by
- *   JetStream, that batch goes to the state backend atomically, and only
- *   then is the input acknowledged (ack-all up to the position).
+ * Its state changes between checkpoints stay in memory (the keyed stores'
+ * write-sets). At checkpoint n (decision 003) it, between two records:
  *
- * So a record's input is acked only after the state change it caused is in
- * the store and its outputs are in JetStream; after a crash the task resumes
- * from the committed position and re-emits under the same message ids.
- * Commits are pipelined: processing goes on while the previous one lands.
+ *   1. seals the write-sets of its operators (state, timers), the sink
+ *      outputs it staged and its input position under n;
+ *   2. waits until everything it published before is acknowledged, then
+ *      publishes barrier n on every partition of an internal output and waits
+ *      for that too, so every record lies on the right side of the barrier;
+ *   3. resumes processing while the sealed batch lands in the state backend
+ *      atomically, and hands it to `checkpointing.sealed` (snapshot upload,
+ *      acknowledgement to the coordinator).
+ *
+ * A source task seals when the coordinator triggers it; a task behind an
+ * internal stream seals when barrier n has come from every upstream task
+ * (BarrierAligner). Records of an older generation of the job (an aborted
+ * run) are ignored; one of a newer generation means this run was rolled back
+ * and the task stops.
+ *
+ * Sink outputs are transactional by default: staged with checkpoint n and
+ * published only when the coordinator says n committed, under message ids
+ * `<task>:c<n>:<i>`. Without `checkpointing` (a task run alone, as the test
+ * harness does) the task seals every `commitEveryRecords` records and when
+ * it stops, and publishes sink outputs at once.
  */
 import type { Logger } from 'pino';
-import { isMillraceError, type MillraceError } from '../../errors.js';
+import { ErrorCodes, isMillraceError, millraceError, type MillraceError } from '../../errors.js';
 import type { KeyedDefinition } from '../api/keyed.js';
 import type { StagePlan } from '../plan/compile.js';
 import type { BackendWrite, StateBackend } from '../state/backend.js';
 import { KeyedStore } from '../state/keyed-store.js';
-import { decodeTimerKey, keyspace, positionKey } from '../state/keys.js';
+import { decodeKey, decodeTimerKey, keyspace, positionKey, stagedKey, stagedPrefix } from '../state/keys.js';
+import { positionWrite, readTaskPosition } from '../state/task-position.js';
 import { TimerQueue, type Timer } from '../state/timer-queue.js';
 import { decodeMsgpack, encodeMsgpack } from '../wire/codec.js';
+import { BARRIER_HEADER, GENERATION_HEADER, PRODUCER_HEADER } from '../wire/headers.js';
+import { partitionSubjects } from '../wire/subjects.js';
+import { BarrierAligner } from './barrier-aligner.js';
 import { buildChain, type Emit } from './chain.js';
 import { KeyedOperator } from './keyed-operator.js';
 import type { DeadLetterHandler, InputFactory, InputMessage, TaskInput, TaskOutput } from './ports.js';
 import { recordDecoder, type DecodedRecord, type RecordDecoder } from './record-decoder.js';
 import { router } from './router.js';
+
+/** How a task takes part in the job's checkpoints. */
+export interface TaskCheckpointing {
+  /** The job's run counter: stamped on internal outputs; older records are ignored. */
+  readonly generation: number;
+  /** Tasks whose barriers this task's input carries; empty for a source task (triggered by the coordinator). */
+  readonly upstream: readonly string[];
+  /** Takes each sealed checkpoint once its batch is in the backend: upload, acknowledge. A rejection fails the task. */
+  readonly sealed: (sealed: SealedCheckpoint) => Promise<void>;
+  /** `transactional`: sink outputs wait for their checkpoint's commit. `immediate`: published at once (at-least-once). @default 'transactional' */
+  readonly sinkMode?: 'transactional' | 'immediate';
+  /** Records held during one barrier alignment before the task gives that checkpoint up. @default 100000 */
+  readonly maxAlignmentRecords?: number;
+}
+
+export interface SealedCheckpoint {
+  readonly task: string;
+  readonly checkpoint: number;
+  readonly generation: number;
+  /** The last input sequence the sealed state covers. */
+  readonly position: number;
+  /** The batch that went to the backend: what changed since the previous seal (a delta snapshot). */
+  readonly writes: readonly BackendWrite[];
+  /** Prefixes of every backend key the task owns (for a full snapshot, or a wipe). */
+  readonly prefixes: readonly Uint8Array[];
+}
 
 export interface TaskOptions {
   readonly job: string;
@@ -43,10 +86,10 @@ export interface TaskOptions {
   readonly logger: Logger;
   /** Gets every skipped record. @default log only */
   readonly deadLetter?: DeadLetterHandler;
-  /** @default 5000 */
+  /** Checkpoint protocol; without it the task commits on its own (see the module comment). */
+  readonly checkpointing?: TaskCheckpointing;
+  /** Without `checkpointing`: records between two local commits. @default 5000 */
   readonly commitEveryRecords?: number;
-  /** @default 100 */
-  readonly commitIntervalMs?: number;
   /** @default 200000 */
   readonly stateCacheEntries?: number;
   /** The wall clock for processing-time timers. @default Date.now */
@@ -55,18 +98,24 @@ export interface TaskOptions {
 
 export type TaskState = 'created' | 'restoring' | 'running' | 'stopping' | 'stopped' | 'failed';
 
-/** Commits allowed in flight before the loop waits for the oldest. */
-const MAX_COMMITS_IN_FLIGHT = 2;
+/** A sink output waiting for its checkpoint to commit. */
+type StagedOutput = [subject: string, data: Uint8Array, key: string, timestamp: number];
+
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+const DEFAULT_MAX_ALIGNMENT_RECORDS = 100_000;
 
 export class Task {
   readonly id: string;
   state: TaskState = 'created';
-  /** Records processed since start (skipped ones included). */
+  /** Records processed since start (skipped and ignored ones included). */
   processed = 0;
   skipped = 0;
-  /** The highest input sequence whose effects are in the store. */
+  /** Records of an older generation passed over. */
+  ignored = 0;
+  /** The input position of the last seal that reached the backend. */
   committedSeq = 0;
+  /** The checkpoint of the last seal that reached the backend (restored one at start). */
+  committedCheckpoint = 0;
 
   private readonly log: Logger;
   private readonly operators: KeyedOperator[] = [];
@@ -74,15 +123,26 @@ export class Task {
   private readonly decode: RecordDecoder;
   private readonly positionKey: Uint8Array;
   private readonly now: () => number;
-  private readonly commitEvery: number;
-  private readonly commitIntervalMs: number;
+  private readonly generation: number;
+  private readonly aligner: BarrierAligner | undefined;
+  private readonly barrierSubjects: readonly string[];
+  private readonly transactional: boolean;
   private input: TaskInput | undefined;
-  private position = 0;
-  private lastMsg: InputMessage | undefined;
+  /** Highest input sequence delivered: what a reopened input resumes after. */
+  private seen = 0;
+  private lastDelivery = 0;
+  /** The checkpoint last sealed (or restored). */
+  private sealedCheckpoint = 0;
   private uncommitted = 0;
+  /** Settles when the current checkpoint's barriers are out; the loop and timers wait for it. */
+  private pause: Promise<void> | undefined;
   private commitChain: Promise<void> = Promise.resolve();
-  private commitsInFlight = 0;
-  private commitTimer: NodeJS.Timeout | undefined;
+  private readonly replay: InputMessage[] = [];
+  private staging: StagedOutput[] = [];
+  /** Sealed staged outputs by checkpoint, until their commit publishes them. */
+  private readonly staged = new Map<number, StagedOutput[]>();
+  /** Staged keys already published: deleted with the next seal. */
+  private publishedStaged: Uint8Array[] = [];
   private wakeTimer: NodeJS.Timeout | undefined;
   private wakeAt = Infinity;
   private failure: MillraceError | Error | undefined;
@@ -94,38 +154,49 @@ export class Task {
   private readonly scratch: DecodedRecord = { value: undefined, key: '', timestamp: 0 };
 
   constructor(private readonly options: TaskOptions) {
-    const { job, stage, partition } = options;
+    const { job, stage, partition, checkpointing, output } = options;
     this.id = `${job}/${stage.id}/${partition}`;
     this.log = options.logger.child({ job, stage: stage.id, task: this.id, partition });
     this.now = options.now ?? Date.now;
-    this.commitEvery = options.commitEveryRecords ?? 5000;
-    this.commitIntervalMs = options.commitIntervalMs ?? 100;
+    this.generation = checkpointing?.generation ?? 0;
     this.positionKey = positionKey(job, stage.id, partition);
     this.decode = recordDecoder(stage.input, options.inputStream);
-    const publish = (subject: string, data: Uint8Array, key: string, ts: number) =>
-      options.output.publish(subject, data, key, ts, this.origin + this.outIndex++);
+    const internalOutput = stage.output.kind === 'stream' && stage.output.internal;
+    this.barrierSubjects = internalOutput && stage.output.kind === 'stream' ? partitionSubjects(stage.output.stream, options.outputPartitions) : [];
+    this.transactional = checkpointing !== undefined && !internalOutput && checkpointing.sinkMode !== 'immediate';
+    this.aligner =
+      checkpointing && checkpointing.upstream.length > 0
+        ? new BarrierAligner(new Set(checkpointing.upstream), checkpointing.maxAlignmentRecords ?? DEFAULT_MAX_ALIGNMENT_RECORDS)
+        : undefined;
+    const publish = this.transactional
+      ? (subject: string, data: Uint8Array, key: string, ts: number) => void this.staging.push([subject, data, key, ts])
+      : (subject: string, data: Uint8Array, key: string, ts: number) => output.publish(subject, data, key, ts, this.origin + this.outIndex++);
     const terminal = router(stage.output, options.outputPartitions, publish);
     this.chain = buildChain(stage.operations, terminal, (definition, downstream) => this.hostKeyed(definition, downstream));
   }
 
-  /** Restores the committed position and timers, opens the input and starts processing. */
+  /** Restores position, timers and staged outputs from the backend, opens the input and starts processing. */
   async start(): Promise<void> {
     this.state = 'restoring';
-    const stored = this.options.backend.getSync(this.positionKey);
-    this.position = stored ? (decodeMsgpack(stored) as number) : 0;
-    this.committedSeq = this.position;
+    const { job, stage, partition } = this.options;
+    const stored = readTaskPosition(this.options.backend, job, stage.id, partition);
+    this.seen = this.committedSeq = stored.position;
+    this.sealedCheckpoint = this.committedCheckpoint = stored.checkpoint;
+    this.aligner?.restoredFrom(stored.checkpoint);
     for (const op of this.operators) op.timers.restore(await this.storedTimers(op));
-    this.input = await this.options.openInput(this.position + 1);
+    await this.restoreStaged();
+    // What the backend holds is a committed checkpoint's state: its staged outputs may go out.
+    if (this.options.checkpointing && this.staged.size > 0) this.publishStaged(stored.checkpoint);
+    this.input = await this.options.openInput(this.seen + 1);
     this.state = 'running';
-    this.commitTimer = setInterval(() => this.commitIfDue(), this.commitIntervalMs);
     this.scheduleWake();
     this.loop = this.run();
-    this.log.debug({ position: this.position }, 'task started');
+    this.log.debug({ position: this.seen, checkpoint: stored.checkpoint, generation: this.generation }, 'task started');
   }
 
-  /** Whether everything processed so far is committed (state, position, input ack). */
+  /** Whether every record processed so far is sealed into the backend. */
   get caughtUp(): boolean {
-    return this.committedSeq === this.position && this.commitsInFlight === 0;
+    return this.committedSeq === this.seen && this.pause === undefined;
   }
 
   /** Settles when the task stops (resolves) or fails (rejects). */
@@ -133,7 +204,28 @@ export class Task {
     return this.loop ?? Promise.resolve();
   }
 
-  /** Stops consuming, commits what was processed, acknowledges it. */
+  /**
+   * Coordinator's trigger, for a source task: seal checkpoint `n` now,
+   * between two records. Ignored by tasks behind an internal stream (their
+   * barriers arrive in their input), by a task not running, and for an `n`
+   * not above the last sealed checkpoint.
+   */
+  triggerCheckpoint(n: number): void {
+    if (this.aligner || this.state !== 'running' || n <= this.sealedCheckpoint || !this.options.checkpointing) return;
+    this.seal(n);
+  }
+
+  /** Checkpoint `n` is committed: publish the sink outputs staged up to it. */
+  checkpointCommitted(n: number): void {
+    if (this.state !== 'running' || this.staged.size === 0) return;
+    this.publishStaged(n);
+  }
+
+  /**
+   * Stops consuming. Without checkpointing the task first seals what it
+   * processed; with it, what was processed since the last checkpoint is
+   * dropped (recovery replays it from the checkpoint).
+   */
   async stop(): Promise<void> {
     if (this.state === 'stopped' || this.state === 'failed') return;
     this.state = 'stopping';
@@ -142,39 +234,105 @@ export class Task {
   }
 
   private async run(): Promise<void> {
-    const input = this.input!;
     const output = this.options.output;
     try {
-      for await (const msg of input.messages) {
+      while (this.state === 'running') {
+        const input = this.input!;
+        let reopen = false;
+        for await (const msg of input.messages) {
+          if (this.failure) throw this.failure;
+          if (this.pause) await this.pause;
+          const delivery = msg.info.deliverySequence;
+          if (delivery !== undefined) {
+            if (this.lastDelivery > 0 && delivery !== this.lastDelivery + 1) {
+              // A message was lost between server and client (e.g. a server restart): read again after what we have.
+              reopen = true;
+              break;
+            }
+            this.lastDelivery = delivery;
+          }
+          if (msg.seq <= this.seen) continue;
+          this.seen = msg.seq;
+          this.dispatch(msg);
+          await this.drainReplay();
+          if (this.state !== 'running') break;
+          if (output.outstanding >= output.window) await output.capacity();
+          if (!this.options.checkpointing && this.uncommitted >= (this.options.commitEveryRecords ?? 5000)) this.seal(0);
+        }
         if (this.failure) throw this.failure;
-        if (msg.seq > this.position) this.handle(msg);
-        if (this.state === 'stopping') break;
-        if (output.outstanding >= output.window) await output.capacity();
-        if (this.uncommitted >= this.commitEvery) await this.commit();
+        if (!reopen) break;
+        this.log.warn({ after: this.seen, delivery: this.lastDelivery }, 'input skipped a delivery; reopening it');
+        input.stop();
+        this.lastDelivery = 0;
+        this.input = await this.options.openInput(this.seen + 1);
       }
-      if (this.failure) throw this.failure;
-      await this.commit();
+      if (!this.options.checkpointing && this.hasUnsealed()) this.seal(0);
+      await this.pause;
       await this.commitChain;
+      if (this.failure) throw this.failure;
       this.state = 'stopped';
-      this.log.debug({ position: this.position }, 'task stopped');
+      this.log.debug({ position: this.seen }, 'task stopped');
     } catch (err) {
       this.state = 'failed';
       this.failure ??= err as Error;
-      input.stop();
+      this.input?.stop();
       throw this.failure;
     } finally {
-      clearInterval(this.commitTimer);
       clearTimeout(this.wakeTimer);
     }
   }
 
+  /** Routes one delivered message: an old-generation leftover, a barrier, a held record, or a record to process. */
+  private dispatch(msg: InputMessage): void {
+    const headers = msg.headers;
+    if (this.aligner && headers?.has(GENERATION_HEADER)) {
+      const generation = Number(headers.get(GENERATION_HEADER));
+      if (generation !== this.generation) {
+        if (generation < this.generation) {
+          this.ignored++;
+          return;
+        }
+        throw millraceError(ErrorCodes.RUN_SUPERSEDED, `task ${this.id} (generation ${this.generation}) read a record of generation ${generation}`, {
+          disposition: 'task-corrupted',
+          details: { task: this.id, generation: this.generation, seen: generation },
+        });
+      }
+      const producer = headers.get(PRODUCER_HEADER);
+      if (headers.has(BARRIER_HEADER)) return this.onBarrier(Number(headers.get(BARRIER_HEADER)), producer);
+      if (this.aligner.holds(producer, msg)) {
+        if (this.aligner.full) {
+          this.log.warn({ checkpoint: this.aligner.current }, 'barrier alignment holds too many records; giving this checkpoint up');
+          this.replay.push(...this.aligner.giveUp());
+        }
+        return;
+      }
+    }
+    this.handle(msg);
+  }
+
+  private onBarrier(checkpoint: number, producer: string): void {
+    const outcome = this.aligner!.barrier(checkpoint, producer);
+    for (const msg of outcome.before) this.handle(msg);
+    if (outcome.complete === undefined) return;
+    this.seal(outcome.complete);
+    this.replay.push(...outcome.after);
+  }
+
+  /** Processes records released by an alignment, each after any checkpoint in progress. */
+  private async drainReplay(): Promise<void> {
+    for (let i = 0; i < this.replay.length; i++) {
+      if (this.pause) await this.pause;
+      if (this.failure) throw this.failure;
+      this.dispatch(this.replay[i]!);
+    }
+    this.replay.length = 0;
+  }
+
   /** Runs one record through the chain; a bad record is reported and skipped. */
   private handle(msg: InputMessage): void {
-    this.position = msg.seq;
-    this.lastMsg = msg;
     this.uncommitted++;
     this.processed++;
-    this.origin = `${this.id}:${msg.seq}:`;
+    this.origin = `${this.id}:${this.generation}:${msg.seq}:`;
     this.outIndex = 0;
     try {
       const rec = this.scratch;
@@ -206,6 +364,96 @@ export class Task {
     });
   }
 
+  /**
+   * Seals checkpoint `n` (0: a local commit without a coordinator) at the
+   * current position. Synchronous up to the pause: no record or timer runs
+   * until the barriers are out.
+   */
+  private seal(n: number): void {
+    const writes: BackendWrite[] = [];
+    const seals = this.operators.map((op) => {
+      op.timers.seal(writes);
+      return op.store.seal(writes);
+    });
+    const { job, stage, partition } = this.options;
+    if (this.staging.length > 0) {
+      writes.push({ key: stagedKey(job, stage.id, partition, n), value: encodeMsgpack(this.staging) });
+      this.staged.set(n, this.staging);
+      this.staging = [];
+    }
+    for (const key of this.publishedStaged) writes.push({ key, value: undefined });
+    this.publishedStaged = [];
+    const position = this.seen;
+    const checkpoint = n === 0 ? this.sealedCheckpoint : n;
+    writes.push(positionWrite(this.positionKey, { position, checkpoint, generation: this.generation }));
+    this.sealedCheckpoint = checkpoint;
+    this.uncommitted = 0;
+
+    const output = this.options.output;
+    const barriers = n > 0 ? this.barrierSubjects : [];
+    const pause = (async () => {
+      await this.pause;
+      if (barriers.length === 0) return;
+      await output.flushed(output.mark());
+      barriers.forEach((subject, p) => output.barrier(subject, n, `${this.id}:${this.generation}:b:${n}:${p}`));
+      await output.flushed(output.mark());
+    })();
+    this.pause = pause;
+    pause.then(
+      () => {
+        if (this.pause === pause) this.pause = undefined;
+        this.scheduleWake();
+      },
+      (err) => this.fail(err),
+    );
+
+    const sealed = this.options.checkpointing?.sealed;
+    // State must never run ahead of its outputs: the batch lands once everything published before the seal is acknowledged.
+    const published = output.mark();
+    const landed = this.commitChain.then(async () => {
+      await output.flushed(published);
+      await this.options.backend.write(writes);
+      this.operators.forEach((op, i) => op.store.committed(seals[i]!));
+      this.committedSeq = position;
+      this.committedCheckpoint = checkpoint;
+      if (sealed && n > 0) await sealed({ task: this.id, checkpoint: n, generation: this.generation, position, writes, prefixes: this.prefixes() });
+    });
+    this.commitChain = landed;
+    landed.catch((err) => this.fail(err));
+  }
+
+  /** Whether anything changed since the last seal (records, state, timers). */
+  private hasUnsealed(): boolean {
+    return this.uncommitted > 0 || this.operators.some((op) => op.store.dirtyCount > 0 || op.timers.dirtyCount > 0);
+  }
+
+  /** Publishes the staged outputs of every checkpoint up to `n`, in order; their keys go with the next seal. */
+  private publishStaged(n: number): void {
+    const { job, stage, partition, output } = this.options;
+    for (const checkpoint of [...this.staged.keys()].sort((a, b) => a - b)) {
+      if (checkpoint > n) break;
+      const records = this.staged.get(checkpoint)!;
+      records.forEach(([subject, data, key, ts], i) => output.publish(subject, data, key, ts, `${this.id}:c${checkpoint}:${i}`));
+      this.staged.delete(checkpoint);
+      const stagedAt = stagedKey(job, stage.id, partition, checkpoint);
+      output.flushed(output.mark()).then(
+        () => this.publishedStaged.push(stagedAt),
+        (err) => this.fail(err),
+      );
+    }
+  }
+
+  /** Every key prefix this task owns in the backend. */
+  prefixes(): Uint8Array[] {
+    const { job, stage, partition } = this.options;
+    const out = [this.positionKey, stagedPrefix(job, stage.id, partition)];
+    for (const op of this.operators) {
+      const space = keyspace(job, op.name, partition);
+      out.push(space.statePrefix, space.timerPrefix);
+    }
+    return out;
+  }
+
   private hostKeyed(definition: KeyedDefinition<unknown, unknown, any>, downstream: Emit): Emit {
     const space = keyspace(this.options.job, definition.name, this.options.partition);
     const store = new KeyedStore(this.options.backend, space, this.options.stateCacheEntries ?? 200_000);
@@ -224,37 +472,13 @@ export class Task {
     return timers;
   }
 
-  private commitIfDue(): void {
-    if (this.state !== 'running' || this.commitsInFlight > 0) return;
-    if (this.uncommitted > 0 || this.operators.some((op) => op.store.dirtyCount > 0 || op.timers.dirtyCount > 0)) {
-      void this.commit().catch((err) => this.fail(err));
+  private async restoreStaged(): Promise<void> {
+    const { job, stage, partition } = this.options;
+    for await (const [key, value] of this.options.backend.entries(stagedPrefix(job, stage.id, partition))) {
+      const decoded = decodeKey(key);
+      if (decoded.kind !== 'staged') continue;
+      this.staged.set(decoded.checkpoint, decodeMsgpack(value) as StagedOutput[]);
     }
-  }
-
-  /** Seals the write-set now; returns once fewer than MAX_COMMITS_IN_FLIGHT commits are pending. */
-  private async commit(): Promise<void> {
-    const writes: BackendWrite[] = [];
-    const seals = this.operators.map((op) => {
-      op.timers.seal(writes);
-      return op.store.seal(writes);
-    });
-    writes.push({ key: this.positionKey, value: encodeMsgpack(this.position) });
-    const position = this.position;
-    const ackable = this.lastMsg;
-    const mark = this.options.output.mark();
-    this.lastMsg = undefined;
-    this.uncommitted = 0;
-    this.commitsInFlight++;
-    const landed = this.commitChain.then(async () => {
-      await this.options.output.flushed(mark);
-      await this.options.backend.write(writes);
-      this.operators.forEach((op, i) => op.store.committed(seals[i]!));
-      this.committedSeq = position;
-      ackable?.ack();
-    });
-    this.commitChain = landed.finally(() => this.commitsInFlight--);
-    this.commitChain.catch((err) => this.fail(err));
-    if (this.commitsInFlight >= MAX_COMMITS_IN_FLIGHT) await landed;
   }
 
   /** Arms one wall-clock wake-up for the earliest timer of any operator. */
@@ -270,12 +494,13 @@ export class Task {
 
   private fireTimers(): void {
     this.wakeAt = Infinity;
-    if (this.state !== 'running') return;
+    // During a checkpoint's pause timers wait: what they emit must follow the barrier (the pause re-arms the wake-up).
+    if (this.state !== 'running' || this.pause) return;
     const now = this.now();
     try {
       for (const op of this.operators) {
         for (let t = op.timers.popDue(now); t; t = op.timers.popDue(now)) {
-          this.origin = `${this.id}:t:${t.ts}:${t.key}:`;
+          this.origin = `${this.id}:${this.generation}:t:${t.ts}:${t.key}:`;
           this.outIndex = 0;
           try {
             op.fire(t);

@@ -27,7 +27,8 @@ import type { StreamRecord } from '../api/record.js';
 import type { StateSpecs } from '../api/state.js';
 import { compileJob, type StagePlan } from '../plan/compile.js';
 import type { StateBackend } from '../state/backend.js';
-import { decodeTimerKey, positionKey, timerPrefix } from '../state/keys.js';
+import { decodeTimerKey, timerPrefix } from '../state/keys.js';
+import { readTaskPosition } from '../state/task-position.js';
 import { createMemoryBackend } from '../state/memory-backend.js';
 import type { DeadLetter } from '../task/ports.js';
 import { Task } from '../task/task.js';
@@ -44,14 +45,12 @@ import { captureEntries, restoreEntries, type HarnessSnapshot } from './snapshot
 /** The millrace streams of the harness's one-stage job. */
 export const HARNESS_INPUT_STREAM = 'harness-input';
 export const HARNESS_OUTPUT_STREAM = 'harness-output';
-/** Commits come from the record count and the harness's observation points, not from the wall clock. */
-const COMMIT_INTERVAL_MS = 3_600_000;
 
 /** A record the operator emitted, as the next stage would read it, with where it went. */
 export interface EmittedRecord<T> extends StreamRecord<T> {
   /** `mr.harness-output.<partition of key>`. */
   readonly subject: string;
-  /** Its `Nats-Msg-Id`: `<job>/s0/<partition>:<inputSeq>:<i>`, or `<job>/s0/<partition>:t:<ts>:<key>:<i>` from a timer. */
+  /** Its `Nats-Msg-Id`: `<job>/s0/<partition>:0:<inputSeq>:<i>`, or `<job>/s0/<partition>:0:t:<ts>:<key>:<i>` from a timer (0: the harness's generation). */
   readonly msgId: string;
 }
 
@@ -122,8 +121,7 @@ export class KeyedHarness<In, Out, S extends StateSpecs> {
     const backend = options.backend ?? createMemoryBackend();
     try {
       if (options.restoreFrom) await restoreEntries(backend, options.restoreFrom);
-      const stored = backend.getSync(positionKey(options.job, stage.id, options.partition));
-      const position = stored ? (decodeMsgpack(stored) as number) : 0;
+      const { position } = readTaskPosition(backend, options.job, stage.id, options.partition);
       const harness = new KeyedHarness(definition, options, backend, !options.backend, stage, position + 1);
       harness.task = await harness.startTask();
       return harness;
@@ -288,7 +286,6 @@ export class KeyedHarness<In, Out, S extends StateSpecs> {
       logger: this.logger,
       deadLetter: (letter) => this.deadLetters.push(letter),
       commitEveryRecords: o.commitEveryRecords,
-      commitIntervalMs: COMMIT_INTERVAL_MS,
       stateCacheEntries: o.stateCacheEntries,
       now: this.clock.now,
     });
@@ -297,9 +294,9 @@ export class KeyedHarness<In, Out, S extends StateSpecs> {
     return task;
   }
 
-  /** The input sequence a record output came from (its msg id is `<task>:<seq>:<i>`); undefined for a timer's. */
+  /** The input sequence a record output came from (its msg id is `<task>:0:<seq>:<i>`); undefined for a timer's. */
   private inputSeqOf(record: EmittedRecord<Out>): number | undefined {
-    const rest = record.msgId.slice(this.task.id.length + 1);
+    const rest = record.msgId.slice(this.task.id.length + 3);
     const seq = Number(rest.slice(0, rest.indexOf(':')));
     return Number.isSafeInteger(seq) ? seq : undefined;
   }
@@ -308,7 +305,7 @@ export class KeyedHarness<In, Out, S extends StateSpecs> {
   private absorb(): EmittedRecord<Out>[] {
     const fresh: EmittedRecord<Out>[] = [];
     const published = this.outputPort.published;
-    const timerOrigin = `${this.task.id}:t:`;
+    const timerOrigin = `${this.task.id}:0:t:`;
     for (; this.decoded < published.length; this.decoded++) {
       const m = published[this.decoded]!;
       const record: EmittedRecord<Out> = {

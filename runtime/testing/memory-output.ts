@@ -24,9 +24,20 @@ export interface PublishedMessage {
   readonly msgId: string;
 }
 
+/** A barrier as the task published it. */
+export interface PublishedBarrier {
+  readonly subject: string;
+  readonly checkpoint: number;
+  readonly msgId: string;
+  /** How many records were published before it. */
+  readonly after: number;
+}
+
 export interface MemoryOutput extends TaskOutput {
   /** Every publish, in order. */
   readonly published: readonly PublishedMessage[];
+  /** Every barrier, in order. */
+  readonly barriers: readonly PublishedBarrier[];
   /** How many publishes (a prefix of `published`) are acknowledged. */
   readonly acknowledged: number;
   /** Stops acknowledging: later publishes stay outstanding and `flushed()` waits for them. */
@@ -49,6 +60,7 @@ export function memoryOutput(options: MemoryOutputOptions = {}): MemoryOutput {
   const window = options.window ?? DEFAULT_OUTPUT_WINDOW;
   if (!Number.isSafeInteger(window) || window < 1) throw new TypeError(`memoryOutput(): window must be an integer ≥ 1, got ${window}`);
   const published: PublishedMessage[] = [];
+  const barriers: PublishedBarrier[] = [];
   let acknowledged = 0;
   let held = false;
   let failure: Error | undefined;
@@ -80,6 +92,11 @@ export function memoryOutput(options: MemoryOutputOptions = {}): MemoryOutput {
       published.push({ subject, data, key, timestamp, msgId });
       if (!held) acknowledged = published.length;
     },
+    barrier(subject, checkpoint, msgId) {
+      if (failure) throw failure;
+      barriers.push({ subject, checkpoint, msgId, after: published.length });
+    },
+    barriers,
     get outstanding() {
       return published.length - acknowledged;
     },

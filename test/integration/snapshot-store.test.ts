@@ -44,7 +44,7 @@ test('a full snapshot and its deltas restore exactly the source state, deletes i
   const chain: string[] = [];
   for (const [i, writes] of epochs.entries()) {
     await source.write(writes);
-    chain.push(await store.put({ job: 'j', task, checkpoint: i + 1, kind: i === 0 ? 'full' : 'delta' }, writes));
+    chain.push(await store.put({ job: 'j', task, checkpoint: i + 1, generation: 1, kind: i === 0 ? 'full' : 'delta' }, writes));
   }
   const restored = createMemoryBackend();
   await store.restore(chain, restored);
@@ -54,18 +54,21 @@ test('a full snapshot and its deltas restore exactly the source state, deletes i
 
 test('a chain that does not start with a full snapshot, or names a missing one, is refused', async (t) => {
   const store = await SnapshotStore.open(nc.jetstream(), { bucket: nats.unique('snap') });
-  const delta = await store.put({ job: 'j', task: 'j/s0/1', checkpoint: 2, kind: 'delta' }, []);
+  const delta = await store.put({ job: 'j', task: 'j/s0/1', checkpoint: 2, generation: 1, kind: 'delta' }, []);
   await t.throwsAsync(store.restore([delta], createMemoryBackend()), { code: ErrorCodes.STATE_CORRUPTED });
-  const missing = snapshotName({ job: 'j', task: 'j/s0/1', checkpoint: 1, kind: 'full' });
+  const missing = snapshotName({ job: 'j', task: 'j/s0/1', checkpoint: 1, generation: 1, kind: 'full' });
   await t.throwsAsync(store.restore([missing], createMemoryBackend()), { code: ErrorCodes.STATE_CORRUPTED });
 });
 
 test('collection deletes a task\'s snapshots that no retained checkpoint keeps, and nothing of other tasks', async (t) => {
   const store = await SnapshotStore.open(nc.jetstream(), { bucket: nats.unique('snap') });
   const names: string[] = [];
-  for (let c = 1; c <= 4; c++) names.push(await store.put({ job: 'j', task: 'j/s0/0', checkpoint: c, kind: c === 3 ? 'full' : 'delta' }, []));
-  const other = await store.put({ job: 'j', task: 'j/s0/10', checkpoint: 1, kind: 'full' }, []);
+  for (let c = 1; c <= 4; c++) names.push(await store.put({ job: 'j', task: 'j/s0/0', checkpoint: c, generation: 1, kind: c === 3 ? 'full' : 'delta' }, []));
+  const other = await store.put({ job: 'j', task: 'j/s0/10', checkpoint: 1, generation: 1, kind: 'full' }, []);
+  // Uploaded for a checkpoint still in progress: newer than anything kept, so not collected.
+  const inProgress = await store.put({ job: 'j', task: 'j/s0/0', checkpoint: 5, generation: 1, kind: 'delta' }, []);
   t.is(await store.collect('j/s0/0', new Set(names.slice(2))), 2);
+  await t.notThrowsAsync(store.read(inProgress));
   await t.notThrowsAsync(store.read(other));
   await t.notThrowsAsync(store.read(names[3]!));
   await t.throwsAsync(store.read(names[0]!), { code: ErrorCodes.STATE_CORRUPTED });

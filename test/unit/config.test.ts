@@ -7,7 +7,7 @@ import {
   DEFAULT_DATA_DIR,
   DEFAULT_NODE_ID,
   DEFAULT_PARTITIONS,
-  DEFAULT_TASK_COMMIT_EVERY_RECORDS,
+  DEFAULT_CHECKPOINT_TIMEOUT_MS,
   DEFAULT_TASK_MAX_IN_FLIGHT,
   loadConfig,
   resolveConfig,
@@ -42,10 +42,15 @@ test('with no sources every field has its default', (t) => {
     logLevel: 'info',
     task: {
       maxInFlight: 20_000,
-      commitIntervalMs: 100,
-      commitEveryRecords: 5_000,
       publishWindow: 8_192,
       stateCacheEntries: 200_000,
+    },
+    checkpoint: {
+      intervalMs: 1_000,
+      timeoutMs: 60_000,
+      fullSnapshotEvery: 10,
+      sinkMode: 'transactional',
+      leaseTtlMs: 5_000,
     },
     defaultPartitions: 16,
   });
@@ -67,10 +72,10 @@ test('sources merge field by field, keeping what later sources leave unset', (t)
   const config = loadConfig({
     file: configFile({ task: { maxInFlight: 50_000 }, logLevel: 'warn' }),
     env: { MILLRACE_TASK_PUBLISH_WINDOW: '64' },
-    overrides: { task: { commitIntervalMs: 10 } },
+    overrides: { checkpoint: { intervalMs: 10 } },
   });
-  t.like(config, { logLevel: 'warn', task: { maxInFlight: 50_000, publishWindow: 64, commitIntervalMs: 10 } });
-  t.is(config.task.commitEveryRecords, DEFAULT_TASK_COMMIT_EVERY_RECORDS);
+  t.like(config, { logLevel: 'warn', task: { maxInFlight: 50_000, publishWindow: 64 }, checkpoint: { intervalMs: 10 } });
+  t.is(config.checkpoint.timeoutMs, DEFAULT_CHECKPOINT_TIMEOUT_MS);
   t.is(config.dataDir, DEFAULT_DATA_DIR);
 });
 
@@ -96,13 +101,10 @@ test('a non-number in a numeric env var names the field path and the variable', 
   t.regex(err.issues[0]!.message, /MILLRACE_TASK_MAX_IN_FLIGHT/);
 });
 
-test('commitEveryRecords must be below maxInFlight', (t) => {
-  const equal = configError(t, () => resolveConfig({ task: { maxInFlight: 100, commitEveryRecords: 100 } }));
-  t.deepEqual(paths(equal), ['task.commitEveryRecords']);
-  // Lowering maxInFlight alone trips the check against the default commitEveryRecords.
-  const lowered = configError(t, () => resolveConfig({ task: { maxInFlight: DEFAULT_TASK_COMMIT_EVERY_RECORDS } }));
-  t.deepEqual(paths(lowered), ['task.commitEveryRecords']);
-  t.is(resolveConfig({ task: { maxInFlight: 100, commitEveryRecords: 99 } }).task.commitEveryRecords, 99);
+test('checkpoint.sinkMode accepts only transactional or immediate, from the env too', (t) => {
+  t.is(loadConfig({ env: { MILLRACE_CHECKPOINT_SINK_MODE: 'immediate' } }).checkpoint.sinkMode, 'immediate');
+  const err = configError(t, () => resolveConfig({ checkpoint: { sinkMode: 'eventually' as never } }));
+  t.deepEqual(paths(err), ['checkpoint.sinkMode']);
 });
 
 test('nats.servers accepts nats://, tls:// and host:port, and rejects anything else by index', (t) => {

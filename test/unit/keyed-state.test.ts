@@ -312,15 +312,15 @@ test('a timer due at the current time fires at the next advance, even by 0', asy
   t.deepEqual(firedTimes(await h.advanceProcessingTime(0)), [1000]);
 });
 
-test('timer outputs have ids <task>:t:<ts>:<key>:<i>', async (t) => {
+test('timer outputs have ids <task>:<generation>:t:<ts>:<key>:<i>', async (t) => {
   const h = await reminders(t);
   await h.process({ at: 1100 }, { key: 'a' });
   await h.process({ at: 1100 }, { key: 'b:c' });
   const fired = await h.advanceProcessingTime(100);
   t.deepEqual(fired.map((r) => r.msgId), [
-    'harness/s0/0:t:1100:a:0',
-    'harness/s0/0:t:1100:a:1',
-    'harness/s0/0:t:1100:b:c:0',
-    'harness/s0/0:t:1100:b:c:1',
+    'harness/s0/0:0:t:1100:a:0',
+    'harness/s0/0:0:t:1100:a:1',
+    'harness/s0/0:0:t:1100:b:c:0',
+    'harness/s0/0:0:t:1100:b:c:1',
   ]);
 });

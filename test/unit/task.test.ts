@@ -1,7 +1,8 @@
 /**
- * The Task's contract (docs/decisions/001-task-commit-protocol.md), run on
- * the real Task with in-memory ports: when it commits, what it acks, where
- * it resumes, which message ids it publishes, what it skips and when it fails.
+ * The Task run alone, without `checkpointing` (as the test harness runs it),
+ * on the real Task with in-memory ports: when it seals its write-set, what it
+ * stores, where it resumes, which message ids it publishes, what it skips and
+ * when it fails. The checkpoint protocol is test/unit/task-checkpoint.test.ts.
  */
 import test, { type ExecutionContext } from 'ava';
 import pino from 'pino';
@@ -10,14 +11,16 @@ import { ErrorCodes } from '../../errors.js';
 import { job, keyed, sink, source, value } from '../../index.js';
 import { compileJob } from '../../runtime/plan/compile.js';
 import type { BackendWrite, StateBackend } from '../../runtime/state/backend.js';
-import { keyspace, positionKey } from '../../runtime/state/keys.js';
+import { keyspace, positionKey, timerPrefix } from '../../runtime/state/keys.js';
 import { createMemoryBackend } from '../../runtime/state/memory-backend.js';
+import { readTaskPosition } from '../../runtime/state/task-position.js';
 import type { DeadLetter, InputFactory } from '../../runtime/task/ports.js';
 import { Task } from '../../runtime/task/task.js';
 import { decodeMsgpack, encodeMsgpack } from '../../runtime/wire/codec.js';
-import { memoryInput, memoryOutput, type MemoryInput, type MemoryOutput } from '../../testing.js';
+import { manualClock, memoryInput, memoryOutput, type MemoryInput, type MemoryOutput } from '../../testing.js';
 
 const JOB = 'orders';
+const TASK = `${JOB}/s0/0`;
 const DAY_MS = 86_400_000;
 
 interface Command {
@@ -29,7 +32,7 @@ interface Command {
   timerIn?: number;
 }
 
-/** Counts records per key and emits `{ key, n, i }` `emit` times. */
+/** Counts records per key and emits `{ key, n, i }` `emit` times; a timer emits `{ key, timer }`. */
 const Counter = keyed({
   name: 'counter',
   state: { n: value({ default: 0 }) },
@@ -38,29 +41,35 @@ const Counter = keyed({
     const n = ctx.state.n.get() + 1;
     ctx.state.n.set(n);
     if (cmd.timerIn !== undefined) ctx.timers.processingTime(ctx.timers.now() + cmd.timerIn);
-    return Array.from({ length: cmd.emit ?? 1 }, (_, i) => ({ key: ctx.key, n, i }));
+    return Array.from({ length: cmd.emit ?? 1 }, (_, i): object => ({ key: ctx.key, n, i }));
+  },
+  onTimer(ts, ctx) {
+    return { key: ctx.key, timer: ts };
   },
 });
 
 const stage = compileJob(job(JOB).from(source.stream<Command>('orders-in')).process(Counter).to(sink.stream('orders-out'))).stages[0]!;
 const POSITION = positionKey(JOB, stage.id, 0);
 
-/** A backend that records every batch and lets a test act just before it is written. */
+/** A backend that records every batch, lets a test act just before one is written, and can "crash": later writes are lost. */
 function spyBackend(inner: StateBackend, beforeWrite: (batch: readonly BackendWrite[]) => void = () => undefined) {
   const writes: (readonly BackendWrite[])[] = [];
+  let crashed = false;
   const backend: StateBackend = {
     getSync: (key) => inner.getSync(key),
     entries: (prefix) => inner.entries(prefix),
     close: () => inner.close(),
     async write(batch) {
+      if (crashed) return;
       beforeWrite(batch);
       writes.push(batch);
       await inner.write(batch);
     },
   };
-  /** The input position each batch committed. */
-  const positions = () => writes.map((b) => decodeMsgpack(b.find((w) => Buffer.compare(w.key, POSITION) === 0)!.value!) as number);
-  return { backend, writes, positions };
+  /** The input position each batch stored. */
+  const positions = () =>
+    writes.map((b) => (decodeMsgpack(b.find((w) => Buffer.compare(w.key, POSITION) === 0)!.value!) as number[])[0]);
+  return { backend, writes, positions, crash: () => (crashed = true) };
 }
 
 interface Fixture {
@@ -78,7 +87,6 @@ async function startTask(
     output?: MemoryOutput;
     openInput?: InputFactory;
     commitEveryRecords?: number;
-    commitIntervalMs?: number;
     now?: () => number;
   } = {},
 ): Promise<Fixture> {
@@ -97,10 +105,12 @@ async function startTask(
     logger: pino({ level: 'silent' }),
     deadLetter: (letter) => letters.push(letter),
     commitEveryRecords: options.commitEveryRecords ?? 1000,
-    commitIntervalMs: options.commitIntervalMs ?? 60_000,
     now: options.now,
   });
-  t.teardown(() => task.stop());
+  t.teardown(async () => {
+    output.release(); // a stop waits for outstanding work: a test that held the output must not hang here
+    await task.stop();
+  });
   task.done.catch(() => undefined); // each test asserts on done itself
   await task.start();
   return { task, input, output, letters };
@@ -119,57 +129,97 @@ async function until(condition: () => boolean): Promise<void> {
   }
 }
 
-const committedCount = (backend: StateBackend, key: string) => {
+/** The count of `key` the backend holds (undefined: never sealed). */
+const storedCount = (backend: StateBackend, key: string) => {
   const bytes = backend.getSync(keyspace(JOB, Counter.name, 0).state(key, 'n'));
   return bytes && decodeMsgpack(bytes);
 };
 
-test('the input is acked only after the outputs issued before the commit are flushed and the state batch is in the backend', async (t) => {
-  const output = memoryOutput();
-  const input = memoryInput();
-  const seen: { outstanding: number; acked: number }[] = [];
-  const spy = spyBackend(createMemoryBackend(), () => seen.push({ outstanding: output.outstanding, acked: input.acks.length }));
-  output.hold();
-  await startTask(t, { backend: spy.backend, input, output, commitEveryRecords: 2 });
-  push(input, { emit: 2 });
-  push(input, { emit: 1 });
+const ids = (output: MemoryOutput) => output.published.map((m) => m.msgId);
+
+async function storedTimerCount(backend: StateBackend): Promise<number> {
+  let n = 0;
+  for await (const _ of backend.entries(timerPrefix(JOB, Counter.name, 0))) n++;
+  return n;
+}
+
+test('seals state and position into the backend every commitEveryRecords records, as [position, checkpoint 0, generation 0]', async (t) => {
+  const spy = spyBackend(createMemoryBackend());
+  const { task, input } = await startTask(t, { backend: spy.backend, commitEveryRecords: 3 });
+  for (let i = 0; i < 7; i++) push(input, {});
   await input.idle();
+  await until(() => spy.writes.length === 2);
   await sleep(5);
-
-  t.is(output.outstanding, 3, 'the outputs wait for their PubAcks');
-  t.deepEqual(input.acks, [], 'no ack before the outputs are flushed');
-  t.is(spy.writes.length, 0, 'no state batch before the outputs are flushed');
-
-  output.release();
-  await until(() => input.acks.length > 0);
-  t.deepEqual(seen, [{ outstanding: 0, acked: 0 }], 'the batch was written after the flush and before the ack');
-  t.deepEqual(spy.positions(), [2]);
-  t.deepEqual(input.acks, [2]);
-  t.is(committedCount(spy.backend, 'k1'), 2);
+  t.deepEqual(spy.positions(), [3, 6], 'record 7 waits for the next seal');
+  t.deepEqual(readTaskPosition(spy.backend, JOB, stage.id, 0), { position: 6, checkpoint: 0, generation: 0 });
+  t.is(storedCount(spy.backend, 'k1'), 6);
+  t.is(task.committedSeq, 6);
 });
 
-test('ack-all: each commit acks only its last record', async (t) => {
-  const { input } = await startTask(t, { commitEveryRecords: 3 });
-  for (let i = 0; i < 6; i++) push(input, {});
-  await until(() => input.acks.length === 2);
-  t.deepEqual(input.acks, [3, 6]);
-  t.is(input.ackFloor, 6);
+test('each seal is one batch holding the state and the position together', async (t) => {
+  const spy = spyBackend(createMemoryBackend());
+  const { input } = await startTask(t, { backend: spy.backend, commitEveryRecords: 2 });
+  push(input, {}, 'a');
+  push(input, {}, 'b');
+  await until(() => spy.writes.length === 1);
+  const space = keyspace(JOB, Counter.name, 0);
+  const keys = spy.writes[0]!.map((w) => Buffer.from(w.key).toString('hex')).sort();
+  const expected = [space.state('a', 'n'), space.state('b', 'n'), POSITION].map((k) => Buffer.from(k).toString('hex')).sort();
+  t.deepEqual(keys, expected);
 });
 
-test('commits are pipelined: processing goes on while one commit waits for its flush, and pauses at two', async (t) => {
-  const output = memoryOutput();
-  output.hold();
-  const { task, input } = await startTask(t, { output, commitEveryRecords: 1 });
+test('graceful stop seals what was processed since the last seal', async (t) => {
+  const spy = spyBackend(createMemoryBackend());
+  const { task, input } = await startTask(t, { backend: spy.backend });
   for (let i = 0; i < 5; i++) push(input, {});
-  await sleep(5);
-  t.is(task.processed, 2, 'the second commit in flight makes the loop wait for the first');
-  output.release();
   await input.idle();
-  t.is(task.processed, 5);
-  await until(() => input.ackFloor === 5);
+  t.is(spy.writes.length, 0, 'no seal due yet');
+  await task.stop();
+  await t.notThrowsAsync(task.done);
+  t.is(task.state, 'stopped');
+  t.deepEqual(spy.positions(), [5]);
+  t.deepEqual(readTaskPosition(spy.backend, JOB, stage.id, 0), { position: 5, checkpoint: 0, generation: 0 });
+  t.is(storedCount(spy.backend, 'k1'), 5);
 });
 
-test('a restarted task resumes after the committed position: records delivered again are skipped, state continues', async (t) => {
+test('a stop with nothing processed since the last seal writes nothing more', async (t) => {
+  const spy = spyBackend(createMemoryBackend());
+  const { task, input } = await startTask(t, { backend: spy.backend, commitEveryRecords: 2 });
+  for (let i = 0; i < 4; i++) push(input, {});
+  await input.idle();
+  await until(() => spy.writes.length === 2);
+  await task.stop();
+  t.deepEqual(spy.positions(), [2, 4]);
+});
+
+test('outputs are published at once, before any seal, under ids <task>:0:<seq>:<i>', async (t) => {
+  const spy = spyBackend(createMemoryBackend());
+  const { input, output } = await startTask(t, { backend: spy.backend });
+  push(input, { emit: 2 }, 'a');
+  push(input, { emit: 1 }, 'b');
+  await input.idle();
+  t.is(spy.writes.length, 0);
+  t.deepEqual(
+    output.published.map((m) => [m.subject, m.msgId, m.key, decodeMsgpack(m.data)]),
+    [
+      ['mr.orders-out.0', `${TASK}:0:1:0`, 'a', { key: 'a', n: 1, i: 0 }],
+      ['mr.orders-out.0', `${TASK}:0:1:1`, 'a', { key: 'a', n: 1, i: 1 }],
+      ['mr.orders-out.0', `${TASK}:0:2:0`, 'b', { key: 'b', n: 1, i: 0 }],
+    ],
+  );
+  t.deepEqual(output.barriers, [], 'a task alone publishes no barriers');
+});
+
+test('the task never acks its input: the backend, not the consumer, says where it resumes', async (t) => {
+  const { task, input } = await startTask(t, { commitEveryRecords: 2 });
+  for (let i = 0; i < 5; i++) push(input, {});
+  await input.idle();
+  await task.stop();
+  t.is(task.committedSeq, 5);
+  t.deepEqual(input.acks, []);
+});
+
+test('a restarted task resumes after the sealed position: records delivered again are skipped, state continues', async (t) => {
   const backend = createMemoryBackend();
   const input = memoryInput();
   const first = await startTask(t, { backend, input });
@@ -185,42 +235,41 @@ test('a restarted task resumes after the committed position: records delivered a
   push(input, {});
   push(input, {});
   await input.idle();
-  t.deepEqual(starts, [4], 'the task asks for the record after its committed position');
+  t.deepEqual(starts, [4], 'the task asks for the record after its sealed position');
   t.is(second.task.processed, 2, 'records 1-3 were delivered again and skipped');
   t.deepEqual(
     output.published.map((m) => [m.msgId, decodeMsgpack(m.data)]),
     [
-      [`${JOB}/s0/0:4:0`, { key: 'k1', n: 4, i: 0 }],
-      [`${JOB}/s0/0:5:0`, { key: 'k1', n: 5, i: 0 }],
+      [`${TASK}:0:4:0`, { key: 'k1', n: 4, i: 0 }],
+      [`${TASK}:0:5:0`, { key: 'k1', n: 5, i: 0 }],
     ],
   );
 });
 
-test('output message ids are deterministic: a replay after a crash publishes the same ids', async (t) => {
-  const backend = createMemoryBackend();
+test('output message ids are deterministic: records replayed after a crash are published under the same ids with the same bodies', async (t) => {
+  const spy = spyBackend(createMemoryBackend());
   const input = memoryInput();
   const lost = memoryOutput();
-  const first = await startTask(t, { backend, input, output: lost });
+  const first = await startTask(t, { backend: spy.backend, input, output: lost, commitEveryRecords: 2 });
   push(input, { emit: 2 }, 'a');
   push(input, { emit: 1 }, 'b');
   push(input, { emit: 3 }, 'a');
   await input.idle();
-  lost.fail(new Error('connection to JetStream lost'));
-  await first.task.stop(); // its commit fails: nothing is stored
-  t.is(first.task.state, 'failed');
-  t.is(backend.getSync(POSITION), undefined);
+  await until(() => spy.writes.length === 1);
+  spy.crash(); // what the task writes from now on never lands
+  await first.task.stop();
+  t.deepEqual(readTaskPosition(spy.backend, JOB, stage.id, 0).position, 2);
 
   const replay = memoryOutput();
-  await startTask(t, { backend, input, output: replay });
+  const second = await startTask(t, { backend: spy.backend, input, output: replay });
   await input.idle();
-  const ids = (o: MemoryOutput) => o.published.map((m) => m.msgId);
-  t.deepEqual(ids(replay), ids(lost));
-  t.deepEqual(ids(replay), [
-    `${JOB}/s0/0:1:0`, `${JOB}/s0/0:1:1`,
-    `${JOB}/s0/0:2:0`,
-    `${JOB}/s0/0:3:0`, `${JOB}/s0/0:3:1`, `${JOB}/s0/0:3:2`,
-  ]);
-  t.deepEqual(replay.published.map((m) => m.data), lost.published.map((m) => m.data), 'and the same bodies');
+  t.is(second.task.processed, 1, 'only record 3 is processed again');
+  t.deepEqual(ids(replay), [`${TASK}:0:3:0`, `${TASK}:0:3:1`, `${TASK}:0:3:2`]);
+  t.deepEqual(
+    replay.published.map((m) => [m.msgId, decodeMsgpack(m.data)]),
+    lost.published.slice(3).map((m) => [m.msgId, decodeMsgpack(m.data)]),
+    'record 3 is published again exactly as the first time',
+  );
 });
 
 test('a record whose body does not decode is skipped and reported with its seq and MR_RECORD_DECODE; the next are processed', async (t) => {
@@ -229,12 +278,12 @@ test('a record whose body does not decode is skipped and reported with its seq a
   input.push({ data: Uint8Array.of(0x92, 0x01), headers: { 'Mr-Key': 'k1', 'Mr-Ts': '1000' } }); // an array of 2 with 1 element
   push(input, {});
   await input.idle();
-  t.deepEqual(letters.map((l) => [l.seq, l.error.code, l.stream]), [[2, ErrorCodes.RECORD_DECODE, 'orders-in']]);
+  t.deepEqual(letters.map((l) => [l.seq, l.error.code, l.stream, l.task]), [[2, ErrorCodes.RECORD_DECODE, 'orders-in', TASK]]);
   t.deepEqual(letters[0]!.headers, { 'Mr-Key': 'k1', 'Mr-Ts': '1000' });
-  t.deepEqual(output.published.map((m) => m.msgId), [`${JOB}/s0/0:1:0`, `${JOB}/s0/0:3:0`]);
+  t.deepEqual(ids(output), [`${TASK}:0:1:0`, `${TASK}:0:3:0`]);
   t.is(task.skipped, 1);
   await task.stop();
-  t.deepEqual(input.acks, [3], 'a skipped record is acked with the rest');
+  t.is(task.committedSeq, 3, 'a skipped record is sealed past with the rest');
 });
 
 test('a record whose user function throws is skipped and reported with MR_USER_FUNCTION and the operator; the next are processed', async (t) => {
@@ -248,7 +297,7 @@ test('a record whose user function throws is skipped and reported with MR_USER_F
   t.is((letters[0]!.error.cause as Error).message, 'bad order');
   t.deepEqual(output.published.map((m) => (decodeMsgpack(m.data) as { n: number }).n), [1, 2]);
   await task.stop();
-  t.is(committedCount(backend, 'k1'), 2);
+  t.is(storedCount(backend, 'k1'), 2, 'the failed record changed no state');
 });
 
 // nats.js returns '' for a missing header, so presence is checked with has().
@@ -260,67 +309,94 @@ test('a record with headers but no Mr-Key header is skipped as MR_RECORD_DECODE'
   t.deepEqual(letters.map((l) => [l.seq, l.error.code]), [[1, ErrorCodes.RECORD_DECODE]]);
 });
 
-test('a failing backend write fails the task: done rejects and nothing is acked', async (t) => {
+test('a failing backend write fails the task: done rejects with that error', async (t) => {
   const broken = new Error('disk full');
   const spy = spyBackend(createMemoryBackend(), () => {
     throw broken;
   });
   const { task, input } = await startTask(t, { backend: spy.backend, commitEveryRecords: 1 });
   push(input, {});
-  const err = await t.throwsAsync(task.done);
-  t.is(err, broken);
+  t.is(await t.throwsAsync(task.done), broken);
   t.is(task.state, 'failed');
-  t.deepEqual(input.acks, []);
+  t.is(spy.backend.getSync(POSITION), undefined);
 });
 
-test('a rejected flush fails the task: done rejects, no state is written and nothing is acked', async (t) => {
-  const output = memoryOutput();
+test('the task stops reading while the output window is full, and goes on when PubAcks come', async (t) => {
+  const output = memoryOutput({ window: 2 });
   output.hold();
-  const spy = spyBackend(createMemoryBackend());
-  const { task, input } = await startTask(t, { backend: spy.backend, output, commitEveryRecords: 1 });
-  push(input, {});
+  const { task, input } = await startTask(t, { output });
+  for (let i = 0; i < 4; i++) push(input, {});
+  await sleep(10);
+  t.is(task.processed, 2);
+  t.is(output.outstanding, 2);
+  output.release();
   await input.idle();
+  t.is(task.processed, 4);
+});
+
+test('a rejected flush fails the task: done rejects with the rejection and no further record is processed', async (t) => {
+  const output = memoryOutput({ window: 2 });
+  output.hold();
+  const { task, input } = await startTask(t, { output });
+  for (let i = 0; i < 3; i++) push(input, {});
+  await until(() => output.outstanding === 2);
   const rejected = new Error('JetStream rejected the publish');
   output.fail(rejected);
   t.is(await t.throwsAsync(task.done), rejected);
-  t.is(spy.writes.length, 0);
-  t.deepEqual(input.acks, []);
+  t.is(task.state, 'failed');
+  t.is(task.processed, 2);
 });
 
-test('graceful stop commits and acks the last processed record', async (t) => {
-  const spy = spyBackend(createMemoryBackend());
-  const { task, input } = await startTask(t, { backend: spy.backend });
-  for (let i = 0; i < 5; i++) push(input, {});
-  await input.idle();
-  t.is(spy.writes.length, 0, 'no commit due yet');
-  await task.stop();
-  await t.notThrowsAsync(task.done);
-  t.is(task.state, 'stopped');
-  t.deepEqual(spy.positions(), [5]);
-  t.deepEqual(input.acks, [5]);
-  t.is(committedCount(spy.backend, 'k1'), 5);
-});
-
-test('commits every N records', async (t) => {
-  const spy = spyBackend(createMemoryBackend());
-  const { input } = await startTask(t, { backend: spy.backend, commitEveryRecords: 3 });
-  for (let i = 0; i < 7; i++) push(input, {});
-  await input.idle();
-  await until(() => input.acks.length === 2);
-  t.deepEqual(spy.positions(), [3, 6], 'record 7 waits for the next commit');
-  t.deepEqual(input.acks, [3, 6]);
-});
-
-test('commits on the interval when fewer than N records arrived', async (t) => {
-  const spy = spyBackend(createMemoryBackend());
-  const { input } = await startTask(t, { backend: spy.backend, commitEveryRecords: 1000, commitIntervalMs: 10 });
+// BUG (runtime/task/task.ts, seal(): without `checkpointing` the pause only awaits barriers, and a sink
+// task has none): the batch goes to the backend while outputs published before it are still unacknowledged.
+// Decision 001 step 2 says the seal waits for them. After a crash the sealed position says these records are
+// done, so outputs JetStream never stored are never published again (at-most-once for those records).
+test('a seal reaches the backend only after JetStream acknowledged the outputs published before it', async (t) => {
+  const output = memoryOutput();
+  output.hold();
+  const outstandingAtWrite: number[] = [];
+  const spy = spyBackend(createMemoryBackend(), () => outstandingAtWrite.push(output.outstanding));
+  const { input } = await startTask(t, { backend: spy.backend, output, commitEveryRecords: 2 });
   push(input, {});
   push(input, {});
-  await until(() => input.acks.length === 1);
+  await input.idle();
+  await sleep(10);
+  t.is(spy.writes.length, 0, 'no batch while the outputs wait for their PubAcks');
+  output.release();
+  await until(() => spy.writes.length === 1);
   t.deepEqual(spy.positions(), [2]);
-  t.deepEqual(input.acks, [2]);
-  await sleep(40);
-  t.is(spy.writes.length, 1, 'an idle task with nothing dirty does not commit again');
+  t.deepEqual(outstandingAtWrite, [0], 'no output was outstanding when the batch was written');
+});
+
+test('a processing-time timer fires when the clock reaches it, under id <task>:0:t:<ts>:<key>:0', async (t) => {
+  const clock = manualClock(1000);
+  const { input, output } = await startTask(t, { now: clock.now });
+  push(input, { timerIn: 10 }, 'a');
+  await input.idle();
+  await sleep(20);
+  t.deepEqual(ids(output), [`${TASK}:0:1:0`], 'not due before the clock moves');
+  clock.advance(10);
+  await until(() => output.published.length === 2);
+  t.deepEqual([output.published[1]!.msgId, decodeMsgpack(output.published[1]!.data)], [`${TASK}:0:t:1010:a:0`, { key: 'a', timer: 1010 }]);
+});
+
+test('a timer sealed by one task fires in the task restarted from its backend, and firing it deletes it from the backend', async (t) => {
+  const backend = createMemoryBackend();
+  const input = memoryInput();
+  const clock = manualClock(1000);
+  const first = await startTask(t, { backend, input, now: clock.now });
+  push(input, { timerIn: 10 }, 'a');
+  await input.idle();
+  await first.task.stop();
+  t.is(await storedTimerCount(backend), 1);
+  t.deepEqual(ids(first.output), [`${TASK}:0:1:0`]);
+
+  clock.advance(10);
+  const second = await startTask(t, { backend, input, now: clock.now });
+  await until(() => second.output.published.length === 1);
+  t.deepEqual(ids(second.output), [`${TASK}:0:t:1010:a:0`]);
+  await second.task.stop();
+  t.is(await storedTimerCount(backend), 0);
 });
 
 // setTimeout takes at most 2^31-1 ms; longer delays must be clamped, not overflow to 1 ms.

@@ -1,0 +1,136 @@
+/**
+ * The control channel of a job's checkpoints (decision 003): core NATS
+ * subjects `mr.ctl.<job>.<kind>`, JSON bodies. Commands go from the
+ * coordinator to the nodes and carry the coordinator's leader epoch; a node
+ * obeys no command from an epoch older than the newest it has seen
+ * (fencing). Notices go from the nodes to the coordinator and carry the
+ * generation they belong to.
+ */
+import type { NatsConnection, Subscription } from 'nats';
+import type { TaskCheckpoint } from './manifest-store.js';
+
+/** Coordinator → nodes: run the job under `generation`, restored from `checkpoint` (0: from scratch). */
+export interface RunCommand {
+  readonly leaderEpoch: number;
+  readonly generation: number;
+  readonly checkpoint: number;
+}
+
+/** Coordinator → nodes: source tasks seal checkpoint `checkpoint` now. */
+export interface TriggerCommand {
+  readonly leaderEpoch: number;
+  readonly generation: number;
+  readonly checkpoint: number;
+}
+
+/** Coordinator → nodes: `checkpoint` is committed; publish its staged sink outputs. */
+export interface CommittedNotice {
+  readonly leaderEpoch: number;
+  readonly generation: number;
+  readonly checkpoint: number;
+}
+
+/** Node → coordinator: a task sealed `checkpoint` and uploaded its snapshot. */
+export interface TaskAck extends TaskCheckpoint {
+  readonly generation: number;
+  readonly checkpoint: number;
+  readonly task: string;
+}
+
+/** Node → coordinator: these tasks run under `generation`. */
+export interface ReadyNotice {
+  readonly generation: number;
+  readonly tasks: readonly string[];
+}
+
+/** Node → coordinator: a task of `generation` failed; the job must roll back. */
+export interface FailedNotice {
+  readonly generation: number;
+  readonly task: string;
+  readonly error: string;
+}
+
+/**
+ * Node → coordinator, repeated every few seconds: this node runs the job's
+ * tasks, in `generation` (0: waiting for its first run). A coordinator learns
+ * the jobs it coordinates from these, and starts a new run when a node is
+ * not in the current one.
+ */
+export interface HelloNotice {
+  readonly node: string;
+  readonly generation: number;
+  /** Every task of the job. */
+  readonly tasks: readonly string[];
+  /** Tasks that read an internal stream, with that stream and subject (trimmed after commits). */
+  readonly internalInputs: readonly { readonly task: string; readonly stream: string; readonly subject: string }[];
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+}
+
+export interface ControlMessages {
+  run: RunCommand;
+  trigger: TriggerCommand;
+  committed: CommittedNotice;
+  ack: TaskAck;
+  ready: ReadyNotice;
+  failed: FailedNotice;
+  hello: HelloNotice;
+}
+
+export type ControlKind = keyof ControlMessages;
+
+export function controlSubject(job: string, kind: ControlKind): string {
+  return `mr.ctl.${job}.${kind}`;
+}
+
+/** Every job's hello subject: what a coordinator listens on to learn the jobs. */
+export const ALL_HELLOS = 'mr.ctl.*.hello';
+
+/** The job of a control subject. */
+export function jobOfControlSubject(subject: string): string {
+  return subject.split('.')[2] ?? '';
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Typed publish/subscribe on one job's control subjects. */
+export class ControlChannel {
+  private readonly subs: Subscription[] = [];
+
+  constructor(
+    private readonly nc: NatsConnection,
+    readonly job: string,
+  ) {}
+
+  send<K extends ControlKind>(kind: K, message: ControlMessages[K]): void {
+    if (this.nc.isClosed()) return;
+    this.nc.publish(controlSubject(this.job, kind), encoder.encode(JSON.stringify(message)));
+  }
+
+  /** Calls `handler` for each message of `kind`; a malformed one is passed to `onError`. */
+  on<K extends ControlKind>(kind: K, handler: (message: ControlMessages[K]) => void, onError: (err: unknown) => void): void {
+    this.subs.push(
+      this.nc.subscribe(controlSubject(this.job, kind), {
+        callback: (err, msg) => {
+          if (err) return onError(err);
+          let message: ControlMessages[K];
+          try {
+            message = JSON.parse(decoder.decode(msg.data)) as ControlMessages[K];
+          } catch (cause) {
+            return onError(cause);
+          }
+          try {
+            handler(message);
+          } catch (cause) {
+            onError(cause);
+          }
+        },
+      }),
+    );
+  }
+
+  close(): void {
+    for (const sub of this.subs.splice(0)) sub.unsubscribe();
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * The checkpoint coordinator of one job (ARCHITECTURE, checkpoints; decision
+ * 003). It acts only while its node holds the leader lease, and stamps every
+ * command with the lease's epoch.
+ *
+ * - On taking the lease, and whenever a node joins or a task fails, it starts
+ *   a new run: the next generation, restored from the last committed
+ *   checkpoint (Flink's full restart). It triggers checkpoints once every
+ *   task reports ready in that generation.
+ * - Every `intervalMs` (or on demand) it triggers checkpoint n on the source
+ *   tasks and collects one acknowledgement per task. When all are in, it
+ *   writes the manifest with compare-and-set: that write is the commit. Then
+ *   it tells the nodes (transactional sinks publish), trims internal streams
+ *   below what the checkpoint consumed, and collects unneeded snapshots.
+ * - A checkpoint not complete within `timeoutMs` is abandoned; the next one
+ *   covers its epoch too.
+ * - A commit refused as stale (MR_CHECKPOINT_CONFLICT) means another node
+ *   leads: this one stops coordinating.
+ */
+import type { JetStreamManager } from 'nats';
+import type { Logger } from 'pino';
+import { isMillraceError } from '../../errors.js';
+import { ControlChannel, type HelloNotice, type TaskAck } from './control.js';
+import type { ManifestStore, StoredManifest, TaskCheckpoint } from './manifest-store.js';
+import type { RunStore } from './run-store.js';
+import type { SnapshotStore } from './snapshot-store.js';
+
+export interface CoordinatorOptions {
+  readonly channel: ControlChannel;
+  readonly manifests: ManifestStore;
+  readonly runs: RunStore;
+  readonly snapshots: SnapshotStore;
+  readonly jsm: JetStreamManager;
+  readonly logger: Logger;
+  /** Every task of the job. */
+  readonly tasks: readonly string[];
+  /** Tasks that read an internal stream: trimmed after each commit. */
+  readonly internalInputs: ReadonlyMap<string, { readonly stream: string; readonly subject: string }>;
+  /** @default 1000 */
+  readonly intervalMs: number;
+  /** @default 60000 */
+  readonly timeoutMs: number;
+}
+
+const MAX_RESTART_BACKOFF_MS = 30_000;
+
+interface Pending {
+  readonly checkpoint: number;
+  readonly acks: Map<string, TaskAck>;
+  readonly timeout: NodeJS.Timeout;
+  readonly waiters: { resolve: (n: number) => void; reject: (err: unknown) => void }[];
+}
+
+export class JobCoordinator {
+  private epoch = 0;
+  private generation = 0;
+  private previous: StoredManifest | undefined;
+  private nextCheckpoint = 1;
+  private readonly ready = new Set<string>();
+  private running = false;
+  private pending: Pending | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private waiters: Pending['waiters'] = [];
+  /** Runs that failed since the last commit: the backoff before the next. */
+  private failedRuns = 0;
+  private restarting = false;
+  /** Serializes run changes and commits. */
+  private work: Promise<void> = Promise.resolve();
+  private readonly log: Logger;
+
+  constructor(private readonly o: CoordinatorOptions) {
+    this.log = o.logger.child({ job: o.channel.job, role: 'coordinator' });
+    const onError = (err: unknown) => this.log.warn({ err }, 'malformed control message');
+    o.channel.on('failed', (m) => this.onFailed(m.generation, m.task, m.error), onError);
+    o.channel.on('ready', (m) => this.onReady(m.generation, m.tasks), onError);
+    o.channel.on('ack', (m) => this.onAck(m), onError);
+  }
+
+  /** Whether this coordinator leads the job now. */
+  get active(): boolean {
+    return this.epoch > 0;
+  }
+
+  /** The current run's generation (0 when not leading). */
+  get currentGeneration(): number {
+    return this.generation;
+  }
+
+  /** This node took the lease with `epoch`: start a new run of the job. */
+  lead(epoch: number): void {
+    if (this.epoch === epoch) return;
+    this.epoch = epoch;
+    this.serial(() => this.newRun(`leader epoch ${epoch}`));
+  }
+
+  /**
+   * A node says which run it is in: a node with none (just started) makes a
+   * new run; one left behind in an older run (it missed the command) is told
+   * the current one again.
+   */
+  hello(hello: HelloNotice): void {
+    if (!this.active || hello.generation === this.generation) return;
+    if (hello.generation === 0) this.serial(() => this.newRun(`node ${hello.node} joined`));
+    else if (hello.generation < this.generation) this.sendRun();
+  }
+
+  /** This node lost (or gave up) the lease. */
+  resign(): void {
+    if (!this.active) return;
+    this.log.info({ epoch: this.epoch }, 'no longer coordinating');
+    this.epoch = 0;
+    this.running = false;
+    this.abandon('this node no longer leads');
+    clearTimeout(this.timer);
+  }
+
+  /** Takes a checkpoint now; resolves with its id once committed. */
+  checkpointNow(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      if (this.running && !this.pending) this.trigger();
+    });
+  }
+
+  close(): void {
+    this.resign();
+    this.o.channel.close();
+    for (const w of this.waiters.splice(0)) w.reject(new Error('coordinator closed'));
+  }
+
+  private serial(step: () => Promise<void>): void {
+    this.work = this.work.then(step).catch((err) => this.onError(err));
+  }
+
+  private async newRun(why: string): Promise<void> {
+    if (!this.active) return;
+    this.running = false;
+    this.abandon('the job restarts');
+    clearTimeout(this.timer);
+    this.ready.clear();
+    this.previous = await this.o.manifests.latest(this.o.channel.job);
+    this.generation = await this.o.runs.next(this.o.channel.job);
+    const checkpoint = this.previous?.manifest.checkpoint ?? 0;
+    this.nextCheckpoint = Math.max(this.nextCheckpoint, checkpoint + 1);
+    this.log.info({ generation: this.generation, checkpoint, why }, 'new run of the job');
+    this.sendRun();
+  }
+
+  private sendRun(): void {
+    const checkpoint = this.previous?.manifest.checkpoint ?? 0;
+    this.o.channel.send('run', { leaderEpoch: this.epoch, generation: this.generation, checkpoint });
+  }
+
+  /** A task of the current run failed: a new run, after a backoff that grows while runs keep failing before a checkpoint commits. */
+  private onFailed(generation: number, task: string, error: string): void {
+    if (!this.active || generation !== this.generation || this.restarting) return;
+    this.restarting = true;
+    const delayMs = Math.min(MAX_RESTART_BACKOFF_MS, 250 * 2 ** Math.min(this.failedRuns++, 7));
+    this.running = false;
+    setTimeout(() => {
+      this.restarting = false;
+      this.serial(() => this.newRun(`task ${task} failed: ${error}`));
+    }, delayMs).unref();
+  }
+
+  private onReady(generation: number, tasks: readonly string[]): void {
+    if (!this.active || generation !== this.generation) return;
+    for (const t of tasks) this.ready.add(t);
+    if (this.running || !this.o.tasks.every((t) => this.ready.has(t))) return;
+    this.running = true;
+    this.log.info({ generation }, 'every task runs; checkpoints start');
+    this.schedule(this.waiters.length > 0 ? 0 : this.o.intervalMs);
+  }
+
+  private schedule(delayMs: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.trigger(), delayMs);
+  }
+
+  private trigger(): void {
+    clearTimeout(this.timer);
+    if (!this.running || this.pending) return;
+    const checkpoint = this.nextCheckpoint++;
+    const waiters = this.waiters.splice(0);
+    const timeout = setTimeout(() => {
+      this.log.warn({ checkpoint, missing: this.o.tasks.filter((t) => !this.pending?.acks.has(t)) }, 'checkpoint timed out');
+      this.abandon(`checkpoint ${checkpoint} timed out`);
+      this.schedule(0);
+    }, this.o.timeoutMs);
+    this.pending = { checkpoint, acks: new Map(), timeout, waiters };
+    this.o.channel.send('trigger', { leaderEpoch: this.epoch, generation: this.generation, checkpoint });
+  }
+
+  private onAck(ack: TaskAck): void {
+    const pending = this.pending;
+    if (!pending || ack.generation !== this.generation || ack.checkpoint !== pending.checkpoint) return;
+    pending.acks.set(ack.task, ack);
+    if (pending.acks.size < this.o.tasks.length || !this.o.tasks.every((t) => pending.acks.has(t))) return;
+    clearTimeout(pending.timeout);
+    this.serial(() => this.commit(pending));
+  }
+
+  private async commit(pending: Pending): Promise<void> {
+    if (this.pending !== pending) return;
+    const job = this.o.channel.job;
+    const tasks: Record<string, TaskCheckpoint> = {};
+    for (const [task, ack] of pending.acks) tasks[task] = { positions: ack.positions, snapshots: ack.snapshots };
+    const manifest = {
+      job,
+      checkpoint: pending.checkpoint,
+      generation: this.generation,
+      leaderEpoch: this.epoch,
+      completedAt: Date.now(),
+      tasks,
+    };
+    const revision = await this.o.manifests.commit(manifest, this.previous);
+    this.previous = { manifest, revision };
+    this.pending = undefined;
+    this.failedRuns = 0;
+    this.o.channel.send('committed', { leaderEpoch: this.epoch, generation: this.generation, checkpoint: pending.checkpoint });
+    for (const w of pending.waiters) w.resolve(pending.checkpoint);
+    this.log.debug({ checkpoint: pending.checkpoint }, 'checkpoint committed');
+    this.schedule(this.waiters.length > 0 ? 0 : this.o.intervalMs);
+    void this.afterCommit(manifest.tasks).catch((err) => this.log.warn({ err }, 'cleaning up after a checkpoint failed'));
+  }
+
+  /** Trims internal streams below what the checkpoint consumed, and collects snapshots no retained checkpoint needs. */
+  private async afterCommit(tasks: Record<string, TaskCheckpoint>): Promise<void> {
+    for (const [task, input] of this.o.internalInputs) {
+      const position = tasks[task]?.positions[input.subject];
+      if (position) await this.o.jsm.streams.purge(input.stream, { filter: input.subject, seq: position + 1 });
+    }
+    const retained = await this.o.manifests.retained(this.o.channel.job);
+    for (const task of this.o.tasks) {
+      const keep = new Set(retained.flatMap((r) => r.manifest.tasks[task]?.snapshots ?? []));
+      if (keep.size > 0) await this.o.snapshots.collect(task, keep);
+    }
+  }
+
+  private abandon(why: string): void {
+    const pending = this.pending;
+    if (!pending) return;
+    clearTimeout(pending.timeout);
+    this.pending = undefined;
+    // Callers of checkpointNow() wait for the next checkpoint instead.
+    this.waiters.push(...pending.waiters);
+    this.log.debug({ checkpoint: pending.checkpoint, why }, 'checkpoint abandoned');
+  }
+
+  private onError(err: unknown): void {
+    if (isMillraceError(err, 'MR_CHECKPOINT_CONFLICT')) {
+      this.log.warn({ err }, 'another coordinator committed: stepping down');
+      this.resign();
+      return;
+    }
+    this.log.error({ err }, 'coordinator step failed; starting a new run');
+    if (this.active) setTimeout(() => this.serial(() => this.newRun('after a coordinator error')), 1000).unref();
+  }
+}
