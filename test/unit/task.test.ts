@@ -334,7 +334,22 @@ test('the task stops reading while the output window is full, and goes on when P
   t.is(task.processed, 4);
 });
 
-test('a rejected flush fails the task: done rejects with the rejection and no further record is processed', async (t) => {
+test('a rejected flush fails the task: done rejects with the rejection and nothing is sealed past the rejected outputs', async (t) => {
+  const output = memoryOutput();
+  output.hold();
+  const spy = spyBackend(createMemoryBackend());
+  const { task, input } = await startTask(t, { backend: spy.backend, output, commitEveryRecords: 1 });
+  push(input, {});
+  await input.idle();
+  const rejected = new Error('JetStream rejected the publish');
+  output.fail(rejected);
+  t.is(await t.throwsAsync(task.done), rejected);
+  t.is(task.state, 'failed');
+  t.is(spy.writes.length, 0);
+  t.is(spy.backend.getSync(POSITION), undefined);
+});
+
+test('a publisher failure while the output window is full fails the task; no further record is processed', async (t) => {
   const output = memoryOutput({ window: 2 });
   output.hold();
   const { task, input } = await startTask(t, { output });
@@ -347,10 +362,8 @@ test('a rejected flush fails the task: done rejects with the rejection and no fu
   t.is(task.processed, 2);
 });
 
-// BUG (runtime/task/task.ts, seal(): without `checkpointing` the pause only awaits barriers, and a sink
-// task has none): the batch goes to the backend while outputs published before it are still unacknowledged.
-// Decision 001 step 2 says the seal waits for them. After a crash the sealed position says these records are
-// done, so outputs JetStream never stored are never published again (at-most-once for those records).
+// State must not run ahead of its outputs (decision 001, step 2): a sealed position says the records are done,
+// so outputs JetStream never stored would never be published again after a crash.
 test('a seal reaches the backend only after JetStream acknowledged the outputs published before it', async (t) => {
   const output = memoryOutput();
   output.hold();
