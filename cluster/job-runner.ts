@@ -12,9 +12,9 @@
 import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
 import type { Logger } from 'pino';
 import type { NodeConfig } from '../config/index.js';
-import { ErrorCodes, isMillraceError, millraceError, type MillraceError } from '../errors.js';
+import { ErrorCodes, isMillraceError, millraceError } from '../errors.js';
 import type { JobDefinition } from '../runtime/api/index.js';
-import { compileJob, type JobPlan, type StagePlan } from '../runtime/plan/compile.js';
+import { compileJob, internalOutputStream, type JobPlan, type StagePlan } from '../runtime/plan/compile.js';
 import type { StateBackend } from '../runtime/state/backend.js';
 import type { DeadLetterHandler } from '../runtime/task/ports.js';
 import { Task } from '../runtime/task/task.js';
@@ -68,8 +68,6 @@ export class JobRunner {
   private firstRun: (() => void) | undefined;
   private resend: NodeJS.Timeout | undefined;
   private readonly log: Logger;
-  /** Set when the job stopped because it cannot run (e.g. MR_INPUT_LOST). */
-  failedWith: MillraceError | undefined;
 
   constructor(
     readonly definition: JobDefinition,
@@ -83,11 +81,6 @@ export class JobRunner {
     return this.slots.flatMap((s) => (s.task ? [s.task] : []));
   }
 
-  /** The generation this node's tasks run in. */
-  get currentGeneration(): number {
-    return this.generation;
-  }
-
   /** Ensures streams, joins the job's runs; resolves once its tasks run. */
   async start(): Promise<void> {
     await this.buildSlots();
@@ -96,14 +89,9 @@ export class JobRunner {
     const onError = (err: unknown) => this.log.warn({ err }, 'bad control message');
     const channel = (this.channel = new ControlChannel(nc, job));
     channel.on('run', (m) => this.fenced(m.leaderEpoch) && this.serial(() => this.applyRun(m)), onError);
-    channel.on('trigger', (m) => {
-      if (!this.fenced(m.leaderEpoch) || m.generation !== this.generation) return;
-      for (const slot of this.slots) slot.task?.triggerCheckpoint(m.checkpoint);
-    }, onError);
-    channel.on('committed', (m) => {
-      if (!this.fenced(m.leaderEpoch) || m.generation !== this.generation) return;
-      for (const slot of this.slots) slot.task?.checkpointCommitted(m.checkpoint);
-    }, onError);
+    const forThisRun = (m: { leaderEpoch: number; generation: number }) => this.fenced(m.leaderEpoch) && m.generation === this.generation;
+    channel.on('trigger', (m) => forThisRun(m) && this.slots.forEach((s) => s.task?.triggerCheckpoint(m.checkpoint)), onError);
+    channel.on('committed', (m) => forThisRun(m) && this.slots.forEach((s) => s.task?.checkpointCommitted(m.checkpoint)), onError);
     const started = new Promise<void>((resolve) => (this.firstRun = resolve));
     const internalInputs = this.slots
       .filter((s) => s.upstream.length > 0)
@@ -148,7 +136,6 @@ export class JobRunner {
       if (isMillraceError(err, ErrorCodes.INPUT_LOST)) {
         // Restarting cannot help: stop this job here and say why.
         this.log.fatal({ err }, 'the job stops: its input lost records a committed checkpoint consumed');
-        this.failedWith = err;
         void this.stop();
         return;
       }
@@ -189,7 +176,7 @@ export class JobRunner {
     const part = manifest?.tasks[slot.id];
     if (manifest && !part) throw millraceError(ErrorCodes.STATE_CORRUPTED, `checkpoint ${manifest.checkpoint} has no entry for task ${slot.id}`);
     const uploads = new TaskSnapshots(snapshots, backend, this.plan.job, config.checkpoint.fullSnapshotEvery, part?.snapshots ?? []);
-    const output = natsTaskOutput(nc, config.task.publishWindow, isInternal(stage) ? { producer: slot.id, generation } : undefined);
+    const output = natsTaskOutput(nc, config.task.publishWindow, internalOutputStream(stage) ? { producer: slot.id, generation } : undefined);
     const task = new Task({
       job: this.plan.job,
       stage,
@@ -225,7 +212,7 @@ export class JobRunner {
           maxAckPending: config.task.maxInFlight,
         }),
     });
-    const where = { job: this.plan.job, stage: stage.id, partition, prefixes: task.prefixes() };
+    const where = { job: this.plan.job, stage: stage.id, partition, prefixes: task.prefixes };
     const source = await restoreTaskState(backend, snapshots, where, { id: manifest?.checkpoint ?? 0, generation: manifest?.generation ?? 0, part });
     if (part && slot.upstream.length === 0) await this.checkInputKept(slot, part.positions[slot.inputSubject] ?? 0);
     slot.task = task;
@@ -328,8 +315,4 @@ export class JobRunner {
     }
     return subjects.length > 0 ? [...subjects] : [undefined];
   }
-}
-
-function isInternal(stage: StagePlan): boolean {
-  return stage.output.kind === 'stream' && stage.output.internal;
 }

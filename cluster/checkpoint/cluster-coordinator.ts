@@ -7,7 +7,7 @@
  */
 import type { JetStreamManager, NatsConnection, Subscription } from 'nats';
 import type { Logger } from 'pino';
-import { ALL_HELLOS, ControlChannel, jobOfControlSubject, type HelloNotice } from './control.js';
+import { ALL_HELLOS, ControlChannel, jobOfControlSubject, subscribeJson, type HelloNotice } from './control.js';
 import { JobCoordinator } from './coordinator.js';
 import type { ManifestStore } from './manifest-store.js';
 import type { RunStore } from './run-store.js';
@@ -22,8 +22,6 @@ export interface ClusterCoordinatorDeps {
   readonly snapshots: SnapshotStore;
   readonly logger: Logger;
 }
-
-const decoder = new TextDecoder();
 
 export class ClusterCoordinator {
   private epoch = 0;
@@ -51,16 +49,12 @@ export class ClusterCoordinator {
     if (this.epoch === epoch) return;
     this.resign();
     this.epoch = epoch;
-    this.sub = this.deps.nc.subscribe(ALL_HELLOS, {
-      callback: (err, msg) => {
-        if (err) return;
-        try {
-          this.onHello(jobOfControlSubject(msg.subject), JSON.parse(decoder.decode(msg.data)) as HelloNotice);
-        } catch (cause) {
-          this.deps.logger.warn({ err: cause, subject: msg.subject }, 'malformed hello');
-        }
-      },
-    });
+    this.sub = subscribeJson<HelloNotice>(
+      this.deps.nc,
+      ALL_HELLOS,
+      (hello, subject) => this.onHello(jobOfControlSubject(subject), hello),
+      (err) => this.deps.logger.warn({ err }, 'malformed hello'),
+    );
   }
 
   private resign(): void {

@@ -94,6 +94,25 @@ export function jobOfControlSubject(subject: string): string {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** Subscribes to JSON messages on `subject` (wildcards allowed); a bad one, or a throwing handler, goes to `onError`. */
+export function subscribeJson<T>(
+  nc: NatsConnection,
+  subject: string,
+  handler: (message: T, subject: string) => void,
+  onError: (err: unknown) => void,
+): Subscription {
+  return nc.subscribe(subject, {
+    callback: (err, msg) => {
+      if (err) return onError(err);
+      try {
+        handler(JSON.parse(decoder.decode(msg.data)) as T, msg.subject);
+      } catch (cause) {
+        onError(cause);
+      }
+    },
+  });
+}
+
 /** Typed publish/subscribe on one job's control subjects. */
 export class ControlChannel {
   private readonly subs: Subscription[] = [];
@@ -110,24 +129,7 @@ export class ControlChannel {
 
   /** Calls `handler` for each message of `kind`; a malformed one is passed to `onError`. */
   on<K extends ControlKind>(kind: K, handler: (message: ControlMessages[K]) => void, onError: (err: unknown) => void): void {
-    this.subs.push(
-      this.nc.subscribe(controlSubject(this.job, kind), {
-        callback: (err, msg) => {
-          if (err) return onError(err);
-          let message: ControlMessages[K];
-          try {
-            message = JSON.parse(decoder.decode(msg.data)) as ControlMessages[K];
-          } catch (cause) {
-            return onError(cause);
-          }
-          try {
-            handler(message);
-          } catch (cause) {
-            onError(cause);
-          }
-        },
-      }),
-    );
+    this.subs.push(subscribeJson<ControlMessages[K]>(this.nc, controlSubject(this.job, kind), handler, onError));
   }
 
   close(): void {

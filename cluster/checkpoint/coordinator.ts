@@ -81,11 +81,6 @@ export class JobCoordinator {
     return this.epoch > 0;
   }
 
-  /** The current run's generation (0 when not leading). */
-  get currentGeneration(): number {
-    return this.generation;
-  }
-
   /** This node took the lease with `epoch`: start a new run of the job. */
   lead(epoch: number): void {
     if (this.epoch === epoch) return;

@@ -40,6 +40,11 @@ export interface JobPlan {
   readonly stages: readonly StagePlan[];
 }
 
+/** The internal stream a stage writes to (its next stage reads it), or undefined when the stage ends at a sink. */
+export function internalOutputStream(stage: StagePlan): string | undefined {
+  return stage.output.kind === 'stream' && stage.output.internal ? stage.output.stream : undefined;
+}
+
 export function internalStreamName(job: string, stageIndex: number): string {
   return `${job}__s${stageIndex}`;
 }

@@ -30,7 +30,7 @@
 import type { Logger } from 'pino';
 import { ErrorCodes, isMillraceError, millraceError, type MillraceError } from '../../errors.js';
 import type { KeyedDefinition } from '../api/keyed.js';
-import type { StagePlan } from '../plan/compile.js';
+import { internalOutputStream, type StagePlan } from '../plan/compile.js';
 import type { BackendWrite, StateBackend } from '../state/backend.js';
 import { KeyedStore } from '../state/keyed-store.js';
 import { decodeKey, decodeTimerKey, keyspace, positionKey, stagedKey, stagedPrefix } from '../state/keys.js';
@@ -107,7 +107,7 @@ const DEFAULT_MAX_ALIGNMENT_RECORDS = 100_000;
 export class Task {
   readonly id: string;
   state: TaskState = 'created';
-  /** Records processed since start (skipped and ignored ones included). */
+  /** Records processed since start (skipped ones included; ignored ones are not). */
   processed = 0;
   skipped = 0;
   /** Records of an older generation passed over. */
@@ -116,6 +116,8 @@ export class Task {
   committedSeq = 0;
   /** The checkpoint of the last seal that reached the backend (restored one at start). */
   committedCheckpoint = 0;
+  /** Every key prefix this task owns in the backend (for a full snapshot, or a wipe). */
+  readonly prefixes: Uint8Array[] = [];
 
   private readonly log: Logger;
   private readonly operators: KeyedOperator[] = [];
@@ -161,8 +163,9 @@ export class Task {
     this.generation = checkpointing?.generation ?? 0;
     this.positionKey = positionKey(job, stage.id, partition);
     this.decode = recordDecoder(stage.input, options.inputStream);
-    const internalOutput = stage.output.kind === 'stream' && stage.output.internal;
-    this.barrierSubjects = internalOutput && stage.output.kind === 'stream' ? partitionSubjects(stage.output.stream, options.outputPartitions) : [];
+    this.prefixes.push(this.positionKey, stagedPrefix(job, stage.id, partition));
+    const internalOutput = internalOutputStream(stage);
+    this.barrierSubjects = internalOutput ? partitionSubjects(internalOutput, options.outputPartitions) : [];
     this.transactional = checkpointing !== undefined && !internalOutput && checkpointing.sinkMode !== 'immediate';
     this.aligner =
       checkpointing && checkpointing.upstream.length > 0
@@ -390,11 +393,13 @@ export class Task {
     this.uncommitted = 0;
 
     const output = this.options.output;
+    // State must never run ahead of its outputs, nor a barrier: both wait until everything published before the seal is acknowledged.
+    const published = output.mark();
     const barriers = n > 0 ? this.barrierSubjects : [];
     const pause = (async () => {
       await this.pause;
       if (barriers.length === 0) return;
-      await output.flushed(output.mark());
+      await output.flushed(published);
       barriers.forEach((subject, p) => output.barrier(subject, n, `${this.id}:${this.generation}:b:${n}:${p}`));
       await output.flushed(output.mark());
     })();
@@ -408,15 +413,13 @@ export class Task {
     );
 
     const sealed = this.options.checkpointing?.sealed;
-    // State must never run ahead of its outputs: the batch lands once everything published before the seal is acknowledged.
-    const published = output.mark();
     const landed = this.commitChain.then(async () => {
       await output.flushed(published);
       await this.options.backend.write(writes);
       this.operators.forEach((op, i) => op.store.committed(seals[i]!));
       this.committedSeq = position;
       this.committedCheckpoint = checkpoint;
-      if (sealed && n > 0) await sealed({ task: this.id, checkpoint: n, generation: this.generation, position, writes, prefixes: this.prefixes() });
+      if (sealed && n > 0) await sealed({ task: this.id, checkpoint: n, generation: this.generation, position, writes, prefixes: this.prefixes });
     });
     this.commitChain = landed;
     landed.catch((err) => this.fail(err));
@@ -443,19 +446,9 @@ export class Task {
     }
   }
 
-  /** Every key prefix this task owns in the backend. */
-  prefixes(): Uint8Array[] {
-    const { job, stage, partition } = this.options;
-    const out = [this.positionKey, stagedPrefix(job, stage.id, partition)];
-    for (const op of this.operators) {
-      const space = keyspace(job, op.name, partition);
-      out.push(space.statePrefix, space.timerPrefix);
-    }
-    return out;
-  }
-
   private hostKeyed(definition: KeyedDefinition<unknown, unknown, any>, downstream: Emit): Emit {
     const space = keyspace(this.options.job, definition.name, this.options.partition);
+    this.prefixes.push(space.statePrefix, space.timerPrefix);
     const store = new KeyedStore(this.options.backend, space, this.options.stateCacheEntries ?? 200_000);
     const op = new KeyedOperator(definition, store, new TimerQueue(space), downstream, this.now, () => this.scheduleWake());
     this.operators.push(op);

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type NatsConnection } from 'nats';
 import { startNatsServer, type NatsServerProcess } from '../../cluster/transport/nats-server-process.js';
 
 export interface NatsFixture {
@@ -84,6 +85,31 @@ export async function setupNats(): Promise<NatsFixture> {
       await removeDir();
     },
   };
+}
+
+/** A fresh nats-server and one client connection to it; `cleanup()` closes the connection first. */
+export interface ConnectedNats {
+  readonly nats: NatsFixture;
+  readonly nc: NatsConnection;
+  cleanup(): Promise<void>;
+}
+
+export async function setupConnectedNats(): Promise<ConnectedNats> {
+  const nats = await setupNats();
+  try {
+    const nc = await connect({ servers: nats.url });
+    return {
+      nats,
+      nc,
+      async cleanup() {
+        await nc.close();
+        await nats.cleanup();
+      },
+    };
+  } catch (err) {
+    await nats.cleanup();
+    throw err;
+  }
 }
 
 export interface WaitForOptions {

@@ -4,22 +4,20 @@
  * leaders and old checkpoint ids are refused, and the last manifests stay.
  */
 import test from 'ava';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { ManifestStore, type CheckpointManifest } from '../../cluster/checkpoint/manifest-store.js';
 import { ErrorCodes } from '../../errors.js';
-import { setupNats, type NatsFixture } from '../helpers/nats.js';
+import { setupConnectedNats, type ConnectedNats, type NatsFixture } from '../helpers/nats.js';
 
 let nats: NatsFixture;
 let nc: NatsConnection;
+let fixture: ConnectedNats | undefined;
 
 test.before(async () => {
-  nats = await setupNats();
-  nc = await connect({ servers: nats.url });
+  fixture = await setupConnectedNats();
+  ({ nats, nc } = fixture);
 });
-test.after.always(async () => {
-  await nc?.close();
-  await nats?.cleanup();
-});
+test.after.always(() => fixture?.cleanup());
 
 function manifest(job: string, checkpoint: number, leaderEpoch: number): CheckpointManifest {
   return {

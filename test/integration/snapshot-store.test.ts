@@ -4,24 +4,22 @@
  * deletes included, and collection removes only what no one keeps.
  */
 import test from 'ava';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { SnapshotStore, snapshotName } from '../../cluster/checkpoint/snapshot-store.js';
 import { ErrorCodes } from '../../errors.js';
 import type { BackendWrite, StateBackend } from '../../runtime/state/backend.js';
 import { createMemoryBackend } from '../../runtime/state/memory-backend.js';
-import { setupNats, type NatsFixture } from '../helpers/nats.js';
+import { setupConnectedNats, type ConnectedNats, type NatsFixture } from '../helpers/nats.js';
 
 let nats: NatsFixture;
 let nc: NatsConnection;
+let fixture: ConnectedNats | undefined;
 
 test.before(async () => {
-  nats = await setupNats();
-  nc = await connect({ servers: nats.url });
+  fixture = await setupConnectedNats();
+  ({ nats, nc } = fixture);
 });
-test.after.always(async () => {
-  await nc?.close();
-  await nats?.cleanup();
-});
+test.after.always(() => fixture?.cleanup());
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
