@@ -75,10 +75,11 @@ export class ClusterCoordinator {
         internalInputs: new Map(hello.internalInputs.map((i) => [i.task, { stream: i.stream, subject: i.subject }])),
         intervalMs: hello.intervalMs,
         timeoutMs: hello.timeoutMs,
+        heartbeatMs: hello.heartbeatMs,
+        memberTimeoutMs: hello.memberTimeoutMs,
       });
       this.jobs.set(job, coordinator);
       coordinator.lead(this.epoch); // a new leader starts a new run of every job it takes over
-      return;
     }
     coordinator.hello(hello);
   }

@@ -27,6 +27,7 @@
  * harness does) the task seals every `commitEveryRecords` records and when
  * it stops, and publishes sink outputs at once.
  */
+import { setImmediate as yieldImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { ErrorCodes, isMillraceError, millraceError, type MillraceError } from '../../errors.js';
 import type { KeyedDefinition } from '../api/keyed.js';
@@ -37,7 +38,7 @@ import { decodeKey, decodeTimerKey, keyspace, positionKey, stagedKey, stagedPref
 import { positionWrite, readTaskPosition } from '../state/task-position.js';
 import { TimerQueue, type Timer } from '../state/timer-queue.js';
 import { decodeMsgpack, encodeMsgpack } from '../wire/codec.js';
-import { BARRIER_HEADER, GENERATION_HEADER, PRODUCER_HEADER } from '../wire/headers.js';
+import { BARRIER_HEADER, GENERATION_HEADER, MSG_ID_HEADER, PRODUCER_HEADER } from '../wire/headers.js';
 import { partitionSubjects } from '../wire/subjects.js';
 import { BarrierAligner } from './barrier-aligner.js';
 import { buildChain, type Emit } from './chain.js';
@@ -103,6 +104,8 @@ type StagedOutput = [subject: string, data: Uint8Array, key: string, timestamp: 
 
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const DEFAULT_MAX_ALIGNMENT_RECORDS = 100_000;
+/** How long a task processes records before it lets the event loop run. */
+const TIME_SLICE_MS = 20;
 
 export class Task {
   readonly id: string;
@@ -148,9 +151,22 @@ export class Task {
   private wakeTimer: NodeJS.Timeout | undefined;
   private wakeAt = Infinity;
   private failure: MillraceError | Error | undefined;
+  /**
+   * How output ids begin: `<task>:<generation>:` for an internal stream (a
+   * new run's records must not be taken for duplicates of the old run's, which
+   * downstream ignores anyway), `<task>:` for a sink (a record replayed by a
+   * new run gets the id of its first publication, so JetStream drops the copy
+   * within its duplicate window).
+   */
+  private readonly idPrefix: string;
+  /** Whether the input is an internal stream: outputs then take their origin from the input record's id. */
+  private readonly chainedOrigin: boolean;
   /** Prefix of the message ids of what the current record or timer emits, and the next index. */
   private origin = '';
   private outIndex = 0;
+  /** Records since the event loop last ran, and when it must run again. */
+  private sinceYield = 0;
+  private yieldAt = 0;
   private loop: Promise<void> | undefined;
   /** Reused for every record: decoding allocates no holder object. */
   private readonly scratch: DecodedRecord = { value: undefined, key: '', timestamp: 0 };
@@ -165,6 +181,8 @@ export class Task {
     this.decode = recordDecoder(stage.input, options.inputStream);
     this.prefixes.push(this.positionKey, stagedPrefix(job, stage.id, partition));
     const internalOutput = internalOutputStream(stage);
+    this.idPrefix = internalOutput ? `${this.id}:${this.generation}:` : `${this.id}:`;
+    this.chainedOrigin = stage.input.kind === 'stream' && stage.input.internal;
     this.barrierSubjects = internalOutput ? partitionSubjects(internalOutput, options.outputPartitions) : [];
     this.transactional = checkpointing !== undefined && !internalOutput && checkpointing.sinkMode !== 'immediate';
     this.aligner =
@@ -259,6 +277,7 @@ export class Task {
           this.dispatch(msg);
           await this.drainReplay();
           if (this.state !== 'running') break;
+          if ((++this.sinceYield & 255) === 0 && performance.now() >= this.yieldAt) await this.yieldToEventLoop();
           if (output.outstanding >= output.window) await output.capacity();
           if (!this.options.checkpointing && this.uncommitted >= (this.options.commitEveryRecords ?? 5000)) this.seal(0);
         }
@@ -283,6 +302,16 @@ export class Task {
     } finally {
       clearTimeout(this.wakeTimer);
     }
+  }
+
+  /**
+   * Lets timers and I/O run: a backlog is delivered faster than it is
+   * processed, so without this a task could hold the event loop for seconds
+   * and starve what must stay punctual on it (lease renewals, heartbeats).
+   */
+  private async yieldToEventLoop(): Promise<void> {
+    await yieldImmediate();
+    this.yieldAt = performance.now() + TIME_SLICE_MS;
   }
 
   /** Routes one delivered message: an old-generation leftover, a barrier, a held record, or a record to process. */
@@ -331,11 +360,26 @@ export class Task {
     this.replay.length = 0;
   }
 
+  /**
+   * What identifies a record across runs: its input sequence, except behind
+   * an internal stream, whose sequences differ from run to run. There it is
+   * the upstream output's id without its generation
+   * (`<upstream task>:<gen>:<origin>:<i>` → `<upstream task>:<origin>:<i>`), the
+   * same in every run that replays the record.
+   */
+  private originOf(msg: InputMessage): string {
+    const id = this.chainedOrigin ? msg.headers?.get(MSG_ID_HEADER) : undefined;
+    if (!id) return String(msg.seq);
+    const task = id.indexOf(':');
+    const generation = id.indexOf(':', task + 1);
+    return task > 0 && generation > task ? id.slice(0, task) + id.slice(generation) : String(msg.seq);
+  }
+
   /** Runs one record through the chain; a bad record is reported and skipped. */
   private handle(msg: InputMessage): void {
     this.uncommitted++;
     this.processed++;
-    this.origin = `${this.id}:${this.generation}:${msg.seq}:`;
+    this.origin = `${this.idPrefix}${this.originOf(msg)}:`;
     this.outIndex = 0;
     try {
       const rec = this.scratch;
@@ -493,7 +537,7 @@ export class Task {
     try {
       for (const op of this.operators) {
         for (let t = op.timers.popDue(now); t; t = op.timers.popDue(now)) {
-          this.origin = `${this.id}:${this.generation}:t:${t.ts}:${t.key}:`;
+          this.origin = `${this.idPrefix}t:${t.ts}:${t.key}:`;
           this.outIndex = 0;
           try {
             op.fire(t);
