@@ -148,9 +148,9 @@ export class JobRunner {
 
   private serial(step: () => Promise<void>): void {
     this.runs = this.runs.then(step).catch((err) => {
-      if (isMillraceError(err, ErrorCodes.INPUT_LOST)) {
+      if (isMillraceError(err, ErrorCodes.INPUT_LOST) || isMillraceError(err, ErrorCodes.SAVEPOINT_INVALID)) {
         // Restarting cannot help: stop this job here and say why.
-        this.log.fatal({ err }, 'the job stops: its input lost records a committed checkpoint consumed');
+        this.log.fatal({ err }, 'the job stops: it cannot start from its last checkpoint');
         void this.stop();
         return;
       }
@@ -166,6 +166,7 @@ export class JobRunner {
     for (const slot of this.slots) slot.task = undefined;
     const mine = this.slots.filter((s) => run.assignment[s.id] === this.deps.config.nodeId);
     const manifest = await this.manifest(run.checkpoint);
+    if (manifest) this.checkFits(manifest);
     if (this.generation !== run.generation || this.stopping) return; // superseded meanwhile
     const sources = { local: 0, snapshot: 0, empty: 0 };
     for (const source of await Promise.all(mine.map((slot) => this.startTask(slot, run.generation, manifest)))) sources[source]++;
@@ -173,6 +174,26 @@ export class JobRunner {
     this.channel?.send('ready', { generation: run.generation, tasks: mine.map((s) => s.id) });
     this.firstRun?.();
     this.firstRun = undefined;
+  }
+
+  /**
+   * A checkpoint fits the job when it has state for every task: the job's
+   * stages and partition counts are those it was taken with (docs/savepoints.md).
+   * State of tasks the job no longer has is left behind, with a warning.
+   */
+  private checkFits(manifest: CheckpointManifest): void {
+    const tasks = new Set(this.slots.map((s) => s.id));
+    const missing = [...tasks].filter((t) => !(t in manifest.tasks));
+    const dropped = Object.keys(manifest.tasks).filter((t) => !tasks.has(t));
+    if (missing.length > 0) {
+      const from = manifest.restoredFrom ? `savepoint "${manifest.restoredFrom.savepoint}"` : `checkpoint ${manifest.checkpoint}`;
+      throw millraceError(
+        ErrorCodes.SAVEPOINT_INVALID,
+        `${from} of job "${this.plan.job}" does not fit the job: it has no state for ${missing.length} of its tasks (${missing.slice(0, 5).join(', ')}); a stage or partition count changed`,
+        { details: { job: this.plan.job, checkpoint: manifest.checkpoint, missing, dropped } },
+      );
+    }
+    if (dropped.length > 0) this.log.warn({ checkpoint: manifest.checkpoint, dropped }, 'state of tasks the job no longer has is not restored');
   }
 
   private async manifest(checkpoint: number): Promise<CheckpointManifest | undefined> {
@@ -207,6 +228,7 @@ export class JobRunner {
         generation,
         upstream: slot.upstream,
         sinkMode: config.checkpoint.sinkMode,
+        discardRestoredStaged: manifest?.restoredFrom !== undefined,
         sealed: async (sealed) => {
           const chain = await uploads.upload(sealed);
           this.channel?.send('ack', {
@@ -228,7 +250,9 @@ export class JobRunner {
         }),
     });
     const where = { job: this.plan.job, stage: stage.id, partition, prefixes: task.prefixes };
-    const source = await restoreTaskState(backend, snapshots, where, { id: manifest?.checkpoint ?? 0, generation: manifest?.generation ?? 0, part });
+    // A savepoint restored as checkpoint n holds the state of the checkpoint it was taken at.
+    const stateOf = manifest?.restoredFrom?.checkpoint ?? manifest?.checkpoint ?? 0;
+    const source = await restoreTaskState(backend, snapshots, where, { id: stateOf, generation: manifest?.generation ?? 0, part });
     if (part && slot.upstream.length === 0) await this.checkInputKept(slot, part.positions[slot.inputSubject] ?? 0);
     slot.task = task;
     try {

@@ -98,6 +98,21 @@ export function controlSubject(job: string, kind: ControlKind): string {
   return `mr.ctl.${job}.${kind}`;
 }
 
+/** Request (any client) → the coordinator: take a savepoint of the job now. */
+export interface SavepointRequest {
+  readonly name: string;
+}
+
+/** The coordinator's reply to a {@link SavepointRequest}. */
+export type SavepointReply =
+  | { readonly ok: true; readonly savepoint: { readonly name: string; readonly checkpoint: number; readonly tasks: number } }
+  | { readonly ok: false; readonly code: string; readonly message: string };
+
+/** Where savepoint requests for `job` go (request/reply, answered by the coordinator). */
+export function savepointSubject(job: string): string {
+  return `mr.ctl.${job}.savepoint`;
+}
+
 /** Every job's hello subject: what a coordinator listens on to learn the jobs. */
 export const ALL_HELLOS = controlSubject('*', 'hello');
 

@@ -26,8 +26,9 @@ import type { Logger } from 'pino';
 import { isMillraceError } from '../../errors.js';
 import { assignTasks, movedTasks, type Assignment } from './assignment.js';
 import { ControlChannel, type HelloNotice, type TaskAck } from './control.js';
-import type { ManifestStore, StoredManifest, TaskCheckpoint } from './manifest-store.js';
+import type { CheckpointManifest, ManifestStore, StoredManifest, TaskCheckpoint } from './manifest-store.js';
 import type { RunStore } from './run-store.js';
+import type { SavepointStore } from './savepoints.js';
 import type { SnapshotStore } from './snapshot-store.js';
 
 export interface CoordinatorOptions {
@@ -35,6 +36,7 @@ export interface CoordinatorOptions {
   readonly manifests: ManifestStore;
   readonly runs: RunStore;
   readonly snapshots: SnapshotStore;
+  readonly savepoints: SavepointStore;
   readonly jsm: JetStreamManager;
   readonly logger: Logger;
   /** Every task of the job. */
@@ -154,6 +156,11 @@ export class JobCoordinator {
     clearTimeout(this.gatherTimer);
     this.members.clear();
     this.runMembers.clear();
+  }
+
+  /** The manifest of the last checkpoint this coordinator committed or started from. */
+  get lastCommitted(): CheckpointManifest | undefined {
+    return this.previous?.manifest;
   }
 
   /** Takes a checkpoint now; resolves with its id once committed. */
@@ -306,15 +313,16 @@ export class JobCoordinator {
     void this.afterCommit(manifest.tasks).catch((err) => this.log.warn({ err }, 'cleaning up after a checkpoint failed'));
   }
 
-  /** Trims internal streams below what the checkpoint consumed, and collects snapshots no retained checkpoint needs. */
+  /** Trims internal streams below what the checkpoint consumed, and collects snapshots no retained checkpoint or savepoint needs. */
   private async afterCommit(tasks: Record<string, TaskCheckpoint>): Promise<void> {
     for (const [task, input] of this.o.internalInputs) {
       const position = tasks[task]?.positions[input.subject];
       if (position) await this.o.jsm.streams.purge(input.stream, { filter: input.subject, seq: position + 1 });
     }
-    const retained = await this.o.manifests.retained(this.o.channel.job);
+    const job = this.o.channel.job;
+    const kept = [...(await this.o.manifests.retained(job)).map((r) => r.manifest), ...(await this.o.savepoints.list(job)).map((s) => s.manifest)];
     for (const task of this.o.tasks) {
-      const keep = new Set(retained.flatMap((r) => r.manifest.tasks[task]?.snapshots ?? []));
+      const keep = new Set(kept.flatMap((m) => m.tasks[task]?.snapshots ?? []));
       if (keep.size > 0) await this.o.snapshots.collect(task, keep);
     }
   }

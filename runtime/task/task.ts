@@ -59,6 +59,12 @@ export interface TaskCheckpointing {
   readonly sinkMode?: 'transactional' | 'immediate';
   /** Records held during one barrier alignment before the task gives that checkpoint up. @default 100000 */
   readonly maxAlignmentRecords?: number;
+  /**
+   * The restored state comes from a savepoint: the sink outputs staged in it
+   * were published when its checkpoint first committed, so they are dropped,
+   * not published again. @default false
+   */
+  readonly discardRestoredStaged?: boolean;
 }
 
 export interface SealedCheckpoint {
@@ -206,6 +212,7 @@ export class Task {
     this.aligner?.restoredFrom(stored.checkpoint);
     for (const op of this.operators) op.timers.restore(await this.storedTimers(op));
     await this.restoreStaged();
+    if (this.options.checkpointing?.discardRestoredStaged) this.discardStaged();
     // What the backend holds is a committed checkpoint's state: its staged outputs may go out.
     if (this.options.checkpointing && this.staged.size > 0) this.publishStaged(stored.checkpoint);
     this.input = await this.options.openInput(this.seen + 1);
@@ -472,6 +479,13 @@ export class Task {
   /** Whether anything changed since the last seal (records, state, timers). */
   private hasUnsealed(): boolean {
     return this.uncommitted > 0 || this.operators.some((op) => op.store.dirtyCount > 0 || op.timers.dirtyCount > 0);
+  }
+
+  /** Drops every staged output unpublished; their keys go with the next seal. */
+  private discardStaged(): void {
+    const { job, stage, partition } = this.options;
+    for (const checkpoint of this.staged.keys()) this.publishedStaged.push(stagedKey(job, stage.id, partition, checkpoint));
+    this.staged.clear();
   }
 
   /** Publishes the staged outputs of every checkpoint up to `n`, in order; their keys go with the next seal. */
