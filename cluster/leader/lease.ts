@@ -54,8 +54,8 @@ export class LeaderLease {
   private validUntil = 0;
   private timer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
-  /** Whether this process has seen the lease held: only a fresh process reclaims its node's lease. */
-  private observed = false;
+  /** Only in its first round does a process reclaim its node's lease (it is a fresh start). */
+  private firstRound = true;
   private busy = false;
 
   private constructor(
@@ -118,6 +118,7 @@ export class LeaderLease {
       else await this.tryWin();
     } finally {
       this.busy = false;
+      this.firstRound = false;
     }
   }
 
@@ -158,8 +159,7 @@ export class LeaderLease {
       const entry = await this.kv.get(this.options.key);
       if (!entry || entry.operation !== 'PUT') return this.setFollower(undefined, undefined);
       const holder = JSON.parse(decoder.decode(entry.value)) as Holder;
-      if (holder.node === this.options.nodeId && !this.observed) return await this.reclaim(entry.revision);
-      this.observed = true;
+      if (holder.node === this.options.nodeId && this.firstRound) return await this.reclaim(entry.revision);
       // The first write of a lease carries epoch 0: its epoch is the revision of that create.
       this.setFollower(holder.node, holder.epoch || entry.revision);
       this.tryAt(entry.created.getTime() + this.options.ttlMs + EXPIRY_MARGIN_MS);
@@ -178,7 +178,6 @@ export class LeaderLease {
    * misconfiguration) must not take the lease from each other in turn.
    */
   private async reclaim(revision: number): Promise<void> {
-    this.observed = true;
     const started = Date.now();
     try {
       this.revision = await this.kv.update(this.options.key, this.encode({ node: this.options.nodeId, epoch: 0 }), revision);

@@ -1,7 +1,8 @@
 /**
  * The coordinator's leader lease on a real nats-server: one leader at a
- * time, a growing epoch, handover on release and on expiry, and a stale
- * leader stepping down.
+ * time, a growing epoch, handover on release and on expiry (within the
+ * TTL), a stale leader stepping down, and a restarted node taking its own
+ * lease back without waiting out the TTL.
  */
 import test from 'ava';
 import { connect, type NatsConnection } from 'nats';
@@ -73,4 +74,37 @@ test.serial('a leader that goes silent loses the lease by expiry, and steps down
   await waitFor(() => b.lease.isLeader(), { timeoutMs: 10_000, message: 'b wins after the TTL' });
   t.true((b.lease.current as { epoch: number }).epoch > first);
   t.is(leaders(a.lease, b.lease), 1);
+});
+
+test.serial('a follower takes an expired lease within the TTL of the last renewal, not a polling round later', async (t) => {
+  const bucket = nats.unique('lease');
+  const ttlMs = 2000;
+  await campaign('a', bucket, ttlMs);
+  const b = await campaign('b', bucket, ttlMs);
+  await waitFor(() => b.lease.current.role === 'follower' && (b.lease.current as { leader?: string }).leader === 'a', { timeoutMs: 3000 });
+  // a dies without a word: its connection closes, its lease is never renewed again.
+  const cutAt = Date.now();
+  await connections[connections.length - 2]!.close();
+  await waitFor(() => b.lease.isLeader(), { timeoutMs: 3 * ttlMs, intervalMs: 5, message: 'b takes over' });
+  const takeoverMs = Date.now() - cutAt;
+  t.log(`takeover ${takeoverMs} ms after the last possible renewal (TTL ${ttlMs} ms)`);
+  t.true(takeoverMs <= ttlMs + 200, `took over ${takeoverMs} ms after the cut`);
+});
+
+test.serial('a restarted node takes its own lease back at once, under a higher epoch; two live processes with one id do not flap', async (t) => {
+  const bucket = nats.unique('lease');
+  const first = await campaign('n', bucket, 5000);
+  const firstEpoch = (first.lease.current as { epoch: number }).epoch;
+  // The "restart": a new process with the same node id, while the old one's lease is far from expiry.
+  const startedAt = Date.now();
+  const second = await campaign('n', bucket, 5000);
+  t.is(second.lease.current.role, 'leader', 'the new process leads right after its first round');
+  t.true(Date.now() - startedAt < 1000, 'without waiting out the 5 s TTL');
+  const secondEpoch = (second.lease.current as { epoch: number }).epoch;
+  t.true(secondEpoch > firstEpoch, 'under a higher epoch, which fences the old process');
+  // The old process is still alive (a misconfiguration): it steps down and does not take the lease back.
+  await waitFor(() => first.lease.current.role === 'follower', { timeoutMs: 5000, message: 'the old process steps down' });
+  await new Promise((r) => setTimeout(r, 3000));
+  t.deepEqual(second.lease.current, { role: 'leader', epoch: secondEpoch }, 'no flapping');
+  t.false(first.changes.slice(1).some((c) => c.role === 'leader'), 'the old process never led again');
 });
