@@ -229,6 +229,7 @@ export class JobRunner {
         upstream: slot.upstream,
         sinkMode: config.checkpoint.sinkMode,
         discardRestoredStaged: manifest?.restoredFrom !== undefined,
+        maxUncommittedRecords: config.task.maxUncommittedRecords,
         sealed: async (sealed) => {
           const chain = await uploads.upload(sealed);
           this.channel?.send('ack', {

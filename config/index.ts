@@ -20,6 +20,7 @@ export {
   DEFAULT_TASK_MAX_IN_FLIGHT,
   DEFAULT_TASK_PUBLISH_WINDOW,
   DEFAULT_TASK_STATE_CACHE_ENTRIES,
+  DEFAULT_TASK_MAX_UNCOMMITTED_RECORDS,
 } from './schema.js';
 export type { LoadConfigOptions } from './load.js';
 export type { LogLevel, NodeConfig, NodeConfigInput } from './schema.js';

@@ -61,6 +61,7 @@ const ENV_VARS: readonly (readonly [variable: string, path: string, parse: Parse
   ['MILLRACE_TASK_PUBLISH_WINDOW', 'task.publishWindow', asNumber],
   ['MILLRACE_TASK_STATE_CACHE_ENTRIES', 'task.stateCacheEntries', asNumber],
   ['MILLRACE_DEFAULT_PARTITIONS', 'defaultPartitions', asNumber],
+  ['MILLRACE_TASK_MAX_UNCOMMITTED_RECORDS', 'task.maxUncommittedRecords', asNumber],
   ['MILLRACE_CHECKPOINT_INTERVAL_MS', 'checkpoint.intervalMs', asNumber],
   ['MILLRACE_CHECKPOINT_TIMEOUT_MS', 'checkpoint.timeoutMs', asNumber],
   ['MILLRACE_CHECKPOINT_FULL_SNAPSHOT_EVERY', 'checkpoint.fullSnapshotEvery', asNumber],

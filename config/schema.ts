@@ -35,6 +35,7 @@ export const DEFAULT_CLUSTER_HEARTBEAT_MS = 1_000;
 export const DEFAULT_CLUSTER_MEMBER_TIMEOUT_MS = 5_000;
 export const DEFAULT_TASK_PUBLISH_WINDOW = 8_192;
 export const DEFAULT_TASK_STATE_CACHE_ENTRIES = 200_000;
+export const DEFAULT_TASK_MAX_UNCOMMITTED_RECORDS = 100_000;
 export const DEFAULT_PARTITIONS = 16;
 
 function int(min: number, max?: number) {
@@ -119,6 +120,12 @@ const TaskSchema = z
        * @default {@link DEFAULT_TASK_STATE_CACHE_ENTRIES} (`200000`)
        */
       stateCacheEntries: int(0).default(DEFAULT_TASK_STATE_CACHE_ENTRIES),
+      /**
+       * Records a source task processes past its last committed checkpoint
+       * before it waits for the next commit: bounds what one checkpoint holds.
+       * @default {@link DEFAULT_TASK_MAX_UNCOMMITTED_RECORDS} (`100000`)
+       */
+      maxUncommittedRecords: int(1).default(DEFAULT_TASK_MAX_UNCOMMITTED_RECORDS),
     },
     { error: 'an object' },
   )

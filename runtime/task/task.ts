@@ -60,6 +60,14 @@ export interface TaskCheckpointing {
   /** Records held during one barrier alignment before the task gives that checkpoint up. @default 100000 */
   readonly maxAlignmentRecords?: number;
   /**
+   * A source task processes at most this many records past its last
+   * committed checkpoint, then waits for the next commit. This bounds what a
+   * checkpoint holds and what the stages behind may have queued before a
+   * barrier, so checkpoints complete in bounded time under a backlog.
+   * @default 100000
+   */
+  readonly maxUncommittedRecords?: number;
+  /**
    * The restored state comes from a savepoint: the sink outputs staged in it
    * were published when its checkpoint first committed, so they are dropped,
    * not published again. @default false
@@ -110,6 +118,7 @@ type StagedOutput = [subject: string, data: Uint8Array, key: string, timestamp: 
 
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const DEFAULT_MAX_ALIGNMENT_RECORDS = 100_000;
+const DEFAULT_MAX_UNCOMMITTED_RECORDS = 100_000;
 /** How long a task processes records before it lets the event loop run. */
 const TIME_SLICE_MS = 20;
 
@@ -170,6 +179,13 @@ export class Task {
   /** Prefix of the message ids of what the current record or timer emits, and the next index. */
   private origin = '';
   private outIndex = 0;
+  /** Records processed when each sealed checkpoint was sealed, until it commits. */
+  private readonly processedAtSeal = new Map<number, number>();
+  /** Records processed up to the last committed checkpoint. */
+  private processedAtCommit = 0;
+  /** Infinity unless this is a checkpointed source task. */
+  private readonly maxUncommitted: number;
+  private resumeAfterCommit: (() => void) | undefined;
   /** Records since the event loop last ran, and when it must run again. */
   private sinceYield = 0;
   private yieldAt = 0;
@@ -189,6 +205,8 @@ export class Task {
     const internalOutput = internalOutputStream(stage);
     this.idPrefix = internalOutput ? `${this.id}:${this.generation}:` : `${this.id}:`;
     this.chainedOrigin = stage.input.kind === 'stream' && stage.input.internal;
+    this.maxUncommitted =
+      checkpointing && checkpointing.upstream.length === 0 ? (checkpointing.maxUncommittedRecords ?? DEFAULT_MAX_UNCOMMITTED_RECORDS) : Infinity;
     this.barrierSubjects = internalOutput ? partitionSubjects(internalOutput, options.outputPartitions) : [];
     this.transactional = checkpointing !== undefined && !internalOutput && checkpointing.sinkMode !== 'immediate';
     this.aligner =
@@ -245,8 +263,14 @@ export class Task {
 
   /** Checkpoint `n` is committed: publish the sink outputs staged up to it. */
   checkpointCommitted(n: number): void {
-    if (this.state !== 'running' || this.staged.size === 0) return;
-    this.publishStaged(n);
+    if (this.state !== 'running') return;
+    for (const [sealed, processed] of this.processedAtSeal) {
+      if (sealed > n) continue;
+      this.processedAtCommit = Math.max(this.processedAtCommit, processed);
+      this.processedAtSeal.delete(sealed);
+    }
+    this.resumeAfterCommit?.();
+    if (this.staged.size > 0) this.publishStaged(n);
   }
 
   /**
@@ -258,6 +282,7 @@ export class Task {
     if (this.state === 'stopped' || this.state === 'failed') return;
     this.state = 'stopping';
     this.input?.stop();
+    this.resumeAfterCommit?.();
     await this.loop?.catch(() => undefined);
   }
 
@@ -286,6 +311,7 @@ export class Task {
           if (this.state !== 'running') break;
           if ((++this.sinceYield & 255) === 0 && performance.now() >= this.yieldAt) await this.yieldToEventLoop();
           if (output.outstanding >= output.window) await output.capacity();
+          if (this.processed - this.processedAtCommit >= this.maxUncommitted) await this.commitOrStop();
           if (!this.options.checkpointing && this.uncommitted >= (this.options.commitEveryRecords ?? 5000)) this.seal(0);
         }
         if (this.failure) throw this.failure;
@@ -309,6 +335,13 @@ export class Task {
     } finally {
       clearTimeout(this.wakeTimer);
     }
+  }
+
+  /** Waits until a checkpoint commits (or the task stops): the source is `maxUncommittedRecords` ahead. */
+  private async commitOrStop(): Promise<void> {
+    this.log.debug({ processed: this.processed - this.processedAtCommit }, 'source waits for a checkpoint to commit');
+    await new Promise<void>((resolve) => (this.resumeAfterCommit = resolve));
+    this.resumeAfterCommit = undefined;
   }
 
   /**
@@ -442,6 +475,7 @@ export class Task {
     writes.push(positionWrite(this.positionKey, { position, checkpoint, generation: this.generation }));
     this.sealedCheckpoint = checkpoint;
     this.uncommitted = 0;
+    if (n > 0) this.processedAtSeal.set(n, this.processed);
 
     const output = this.options.output;
     // State must never run ahead of its outputs, nor a barrier: both wait until everything published before the seal is acknowledged.

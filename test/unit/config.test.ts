@@ -44,6 +44,7 @@ test('with no sources every field has its default', (t) => {
       maxInFlight: 20_000,
       publishWindow: 8_192,
       stateCacheEntries: 200_000,
+      maxUncommittedRecords: 100_000,
     },
     checkpoint: {
       intervalMs: 1_000,

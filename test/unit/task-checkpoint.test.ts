@@ -113,6 +113,7 @@ interface StartOptions {
   upstream?: readonly string[];
   sinkMode?: TaskCheckpointing['sinkMode'];
   maxAlignmentRecords?: number;
+  maxUncommittedRecords?: number;
   outputPartitions?: number;
   backend?: StateBackend;
   input?: MemoryInput;
@@ -154,6 +155,7 @@ async function startTask(t: ExecutionContext, o: StartOptions): Promise<Fixture>
       upstream: o.upstream ?? [],
       sinkMode: o.sinkMode,
       maxAlignmentRecords: o.maxAlignmentRecords,
+      maxUncommittedRecords: o.maxUncommittedRecords,
       sealed: async (s) => {
         sealed.push(s);
         await o.onSealed?.(s);
@@ -653,6 +655,35 @@ test('immediate sink mode behind an internal stream: a replayed record keeps its
   await input.idle();
   t.deepEqual(ids(run1.output), [`${S1_TASK}:${A}:7:0:0`, `${S1_TASK}:${A}:8:0:0`]);
   t.deepEqual(ids(run2.output).slice(-2), ids(run1.output), 'the replayed records publish under their first ids');
+});
+
+test('a source task goes at most maxUncommittedRecords past its last committed checkpoint, then waits for a commit', async (t) => {
+  const { task, input, sealed } = await startTask(t, { job: ORDERS, stage: ORDERS_S0, maxUncommittedRecords: 3 });
+  for (let i = 0; i < 8; i++) order(input);
+  await until(() => task.processed === 3);
+  await sleep(50);
+  t.is(task.processed, 3, 'stops after 3 records past checkpoint 0');
+  task.triggerCheckpoint(1); // seals at record 3
+  await until(() => sealed.length === 1);
+  await sleep(50);
+  t.is(task.processed, 3, 'a seal alone does not release it: the checkpoint may still fail');
+  task.checkpointCommitted(1);
+  await until(() => task.processed === 6);
+  await sleep(50);
+  t.is(task.processed, 6, 'three more after the commit of checkpoint 1');
+  task.triggerCheckpoint(2);
+  await until(() => sealed.length === 2);
+  task.checkpointCommitted(2);
+  await until(() => task.processed === 8);
+  t.deepEqual(sealed.map((s) => s.position), [3, 6]);
+});
+
+test('a source task waiting for a commit stops when asked', async (t) => {
+  const { task, input } = await startTask(t, { job: ORDERS, stage: ORDERS_S0, maxUncommittedRecords: 2 });
+  for (let i = 0; i < 4; i++) order(input);
+  await until(() => task.processed === 2);
+  await task.stop();
+  t.is(task.state, 'stopped');
 });
 
 test('a rejected flush of published staged outputs fails the task', async (t) => {
