@@ -71,7 +71,8 @@ export class ManifestStore {
     const out: StoredManifest[] = [];
     const iter = await this.kv.history({ key: job });
     for await (const entry of iter) {
-      if (entry.operation === 'PUT') out.push({ manifest: decode(entry.value), revision: entry.revision });
+      // nats.js can yield an empty slot when the history changes while it is read.
+      if (entry?.operation === 'PUT') out.push({ manifest: decode(entry.value), revision: entry.revision });
     }
     return out;
   }
