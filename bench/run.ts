@@ -6,9 +6,10 @@
  * recovery times and the machine.
  *
  *   node dist/bench/run.js [--events N] [--runs N] [--recovery-runs N] [--only a,b]
- *                          [--write-doc] [--timeout SECONDS] [--module c=/path/to/scenario.js]
+ *                          [--write-doc] [--timeout SECONDS] [--keep-logs DIR]
+ *                          [--module c=/path/to/scenario.js]
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +54,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     'write-doc': { type: 'boolean', default: false },
     timeout: { type: 'string' },
+    'keep-logs': { type: 'string' },
     module: { type: 'string', multiple: true, default: [] },
   },
 });
@@ -147,6 +149,7 @@ try {
       } finally {
         if (preloaded) await deleteConsumers(jsm, INPUT_STREAM);
         await deleteStreamsExcept(jsm, INPUT_STREAM);
+        if (args['keep-logs']) keepLogs(workDir, join(resolve(args['keep-logs']), runId));
         rmSync(workDir, { recursive: true, force: true });
       }
     }
@@ -172,6 +175,15 @@ if (args['write-doc']) {
   out('\nwrote the results section of docs/benchmarks.md');
 }
 if (summaries.some((s) => s.failures.length)) process.exitCode = 1;
+
+/** Copies the node logs a run left in its work dir (millrace scenarios write them there). */
+function keepLogs(workDir: string, to: string): void {
+  const logs = readdirSync(workDir).filter((f) => f.endsWith('.log'));
+  if (!logs.length) return;
+  mkdirSync(to, { recursive: true });
+  for (const f of logs) copyFileSync(join(workDir, f), join(to, f));
+  out(`    logs kept in ${to}`);
+}
 
 function positiveInt(name: string, value: string | undefined): number {
   const n = Number(value);
