@@ -56,3 +56,20 @@ export function expectedCounts(n: number, seed = BENCH_SEED): Map<string, number
   for (const e of generateEvents(n, seed)) counts.set(e.userId, (counts.get(e.userId) ?? 0) + 1);
   return counts;
 }
+
+/** Events `first` .. `first + n - 1`, event i on its own key `k<i>`: `n` distinct keys. */
+export function* distinctKeyEvents(n: number, first = 0): Generator<BenchEvent> {
+  for (let i = first; i < first + n; i++) yield keyEvent(i, `k${i}`);
+}
+
+/** A deterministic event `id` for key `userId`. */
+export function keyEvent(id: number, userId: string): BenchEvent {
+  return {
+    id,
+    userId,
+    amount: 1 + (id % 99_900) / 100,
+    merchant: MERCHANTS[id % MERCHANTS.length]!,
+    currency: CURRENCIES[id % CURRENCIES.length]!,
+    ts: BENCH_BASE_TS + id,
+  };
+}

@@ -13,9 +13,11 @@ export interface MachineInfo {
   natsServer: string;
   natsJs: string;
   msgpackr: string;
+  /** 1-minute load average when the bench started and when it ended: above the core count, other work shared the CPUs. */
+  load: { start: number; end: number };
 }
 
-export function describeMachine(natsServerBinary = 'nats-server'): MachineInfo {
+export function describeMachine(loadAtStart: number, natsServerBinary = 'nats-server'): MachineInfo {
   const server = spawnSync(natsServerBinary, ['--version'], { encoding: 'utf8' });
   return {
     cpu: os.cpus()[0]?.model.trim() ?? 'unknown',
@@ -26,6 +28,7 @@ export function describeMachine(natsServerBinary = 'nats-server'): MachineInfo {
     natsServer: server.stdout?.trim().replace(/^nats-server:\s*/, '') || 'unknown',
     natsJs: packageVersion('nats'),
     msgpackr: packageVersion('msgpackr'),
+    load: { start: loadAtStart, end: os.loadavg()[0]! },
   };
 }
 

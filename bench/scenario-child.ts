@@ -9,9 +9,11 @@
  */
 import { pathToFileURL } from 'node:url';
 import { ownCpuSeconds, procCpuSeconds } from './cpu.js';
-import type { BenchContext, BenchTimer, Scenario, ScenarioResult } from './scenario.js';
+import type { BenchContext, BenchTimer, RecoveryResult, Scenario, ScenarioResult } from './scenario.js';
 
-export interface ChildReport extends ScenarioResult {
+export type ChildReport = (ScenarioResult | RecoveryResult) & ChildMeasurements;
+
+export interface ChildMeasurements {
   /** The scenario's own title. */
   title: string;
   /** Node CPU seconds (all threads) over the window. */
@@ -59,10 +61,8 @@ async function main(): Promise<void> {
   const end = sample();
   const [from, to, windowSource] = start && stop ? [start, stop, 'timer' as const] : [whole, end, 'run' as const];
   const report: ChildReport = {
+    ...result,
     title: mod.scenario.title,
-    events: result.events,
-    seconds: result.seconds,
-    verified: result.verified,
     nodeCpu: to.node - from.node,
     natsCpu: to.nats - from.nats,
     cpuWindow: to.wall - from.wall,

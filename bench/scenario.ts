@@ -36,17 +36,46 @@ export interface BenchTimer {
 }
 
 export interface ScenarioResult {
+  /** @default 'throughput' */
+  kind?: 'throughput';
   /** Input events processed (the runner checks it equals `ctx.events`). */
   events: number;
   /** Length of the timed window. */
   seconds: number;
   /** What was checked after the window, in a few words. */
   verified: string;
+  /** Millrace scenarios: checkpoints the job took in the window, the final one included. */
+  checkpoints?: number;
 }
 
+/** What a recovery scenario measures: restarts of a node killed with SIGKILL. */
+export interface RecoveryResult {
+  kind: 'recovery';
+  /** Distinct keys in the job's state when the node was killed. */
+  keys: number;
+  restarts: RestartMeasurement[];
+  verified: string;
+}
+
+/** One SIGKILL and restart. */
+export interface RestartMeasurement {
+  /** `local`: restarted on the killed node's data dir; `empty`: on an empty one (restore from the snapshot store). */
+  dataDir: 'local' | 'empty';
+  /** SIGKILL → the first output the restarted node stored in the output stream (the server's timestamp). */
+  recoveryMs: number;
+  /** When the restarted node reached each step, in ms after the kill (from its log lines). */
+  phases: Readonly<Record<RestartPhase, number | undefined>>;
+  /** How the restarted node brought its tasks' state to the checkpoint (the "run started" log line). */
+  restoredFrom: Readonly<Record<'local' | 'snapshot' | 'empty', number>>;
+}
+
+export type RestartPhase = 'connected' | 'leader' | 'newRun' | 'restored' | 'firstCommit';
+
+export type ScenarioId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f';
+
 export interface Scenario {
-  id: 'a' | 'b' | 'c' | 'd';
+  id: ScenarioId;
   title: string;
   /** Runs once and verifies its result; throws when anything is wrong. */
-  run(ctx: BenchContext): Promise<ScenarioResult>;
+  run(ctx: BenchContext): Promise<ScenarioResult | RecoveryResult>;
 }

@@ -1,6 +1,7 @@
 /** Starts `scenario-child.js` for one run and collects its report, killing it at the deadline. */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { descendants } from './process-tree.js';
 import type { ChildReport } from './scenario-child.js';
 import type { BenchContext } from './scenario.js';
 
@@ -30,6 +31,14 @@ export function spawnRun(opts: SpawnRunOptions): Promise<ChildReport> {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
+      // A scenario may run processes of its own (f: millrace nodes); they go first, while they are still the child's.
+      for (const pid of child.pid ? descendants(child.pid) : []) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // exited meanwhile
+        }
+      }
       child.kill('SIGKILL');
     }, opts.timeoutMs);
     child.once('error', (err) => {
