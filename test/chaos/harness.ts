@@ -17,18 +17,15 @@ import { fileURLToPath } from 'node:url';
 import { connect, StorageType, type NatsConnection } from 'nats';
 import { setupNats, tempDir, type NatsFixture, type TempDir } from '../helpers/nats.js';
 import { waitForNodeStarted } from '../helpers/node-process.js';
-import { DEFAULT_CHAOS_PARTITIONS, type ChaosPartitions, type GroupCount, type KeyCount } from '../fixtures/chaos-shape.js';
-import { checkRun, type CheckReport, type Finding } from './checker.js';
+import { DEFAULT_CHAOS_PARTITIONS, type ChaosPartitions } from '../fixtures/chaos-shape.js';
 import { ChaosCluster, type UnexpectedExit } from './cluster.js';
 import { generateInputs } from './events.js';
 import { runFaults, type FaultRecord, type FaultTally } from './fault-runner.js';
 import { formatPlan, planFaults, plannedDurationMs, type NatsSignal, type PlannedFault } from './faults.js';
-import { checkGroups, type GroupReport } from './group-checker.js';
-import { checkInputStream, type InputCheck } from './input-check.js';
-import { describeCopies, readOutputs } from './outputs.js';
 import { OutputProgress } from './progress.js';
 import { EventPublisher, type PublisherStats } from './publisher.js';
 import { formatResult, summarizeLogs } from './report.js';
+import { judge, verdictFailures, type RunStreams, type Verdict } from './verdict.js';
 
 const COUNT_JOB = fileURLToPath(new URL('../fixtures/chaos-count-job.js', import.meta.url));
 const GROUPS_JOB = fileURLToPath(new URL('../fixtures/chaos-groups-job.js', import.meta.url));
@@ -104,7 +101,7 @@ export interface ChaosResult {
   readonly ok: boolean;
   /** Why the run failed, one line each; empty when ok. */
   readonly failures: readonly string[];
-  /** Observations that do not fail the run (a node exiting on its own, error log lines). */
+  /** Observations that do not fail the run (a node exiting on its own, not exiting 0 at the end). */
   readonly warnings: readonly string[];
   readonly options: Omit<ChaosOptions, 'log' | 'signal'>;
   readonly plan: readonly PlannedFault[];
@@ -113,16 +110,9 @@ export interface ChaosResult {
   readonly publisher: PublisherStats;
   readonly outputsComplete: boolean;
   readonly finalCounts: readonly number[];
-  readonly input: InputCheck | undefined;
-  readonly count: CheckReport | undefined;
-  readonly groups: CheckReport | undefined;
-  readonly groupCounts: GroupReport | undefined;
-  readonly countMisrouted: Finding<string> | undefined;
-  readonly groupsMisrouted: Finding<string> | undefined;
-  /** For the first duplicated ids: each stored copy's stream seq and time. */
-  readonly duplicateCopies: readonly string[];
+  readonly verdict: Verdict;
   readonly unexpectedExits: readonly UnexpectedExit[];
-  readonly finalStops: readonly { node: string; status: unknown }[];
+  /** Distinct warning and error lines of the node logs, with counts. */
   readonly logSummary: readonly string[];
   readonly durations: ChaosDurations;
   /** Input events per second over the processing time (each event goes through both jobs). */
@@ -130,17 +120,31 @@ export interface ChaosResult {
   readonly keptLogs: string | undefined;
 }
 
+/** What a run started and must stop or remove, whatever happens. */
+interface Resources {
+  nats?: NatsFixture;
+  nc?: NatsConnection;
+  dataRoot?: TempDir;
+  cluster?: ChaosCluster;
+  progress?: OutputProgress;
+  publisher?: EventPublisher;
+  publishing?: Promise<void>;
+}
+
 /** Runs one chaos run; resolves with its verdict (it throws only when the harness itself cannot run). */
-export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
-  const o = options;
+export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const { log } = o;
-  const leaseTtlMs = o.leaseTtlMs ?? 5_000;
   const startedAt = Date.now();
   let deadline = startedAt + o.timeoutMs;
   const onAbort = () => (deadline = Math.min(deadline, Date.now()));
   o.signal?.addEventListener('abort', onAbort);
-  const remaining = () => deadline;
+  const until = () => deadline;
 
+  const leaseTtlMs = o.leaseTtlMs ?? 5_000;
+  const keys = o.keys ?? Math.max(10, Math.round(o.events / 100));
+  const groups = o.groups ?? 40;
+  const subjects = o.subjects ?? 4;
+  const partitions = o.partitions ?? DEFAULT_CHAOS_PARTITIONS;
   const plan = planFaults({
     seed: o.seed,
     nodes: o.nodes,
@@ -152,53 +156,40 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     gapMs: o.gapMs,
     maxDownMs: o.maxDownMs ?? 1_500,
   });
-  const nodeName = (i: number) => `chaos-n${i + 1}`;
   const planMs = plannedDurationMs(plan);
   const publishRate = o.publishRate ?? Math.ceil(o.events / Math.max(1, planMs / 1000));
-  const keys = o.keys ?? Math.max(10, Math.round(o.events / 100));
-  const groups = o.groups ?? 40;
-  const subjects = o.subjects ?? 4;
-  const partitions = o.partitions ?? DEFAULT_CHAOS_PARTITIONS;
   log(
     `chaos run: seed ${o.seed}, ${o.events} events over ${keys} keys (${groups} groups, ${subjects} subjects), ${o.nodes} node(s), ` +
       `partitions key ${partitions.key} / group ${partitions.group} / output ${partitions.output}, ` +
       `checkpoint every ${o.checkpointIntervalMs ?? 200} ms, lease TTL ${leaseTtlMs} ms, publishing at ${publishRate || 'max'} events/s`,
   );
-  log(`fault plan (seed ${o.seed}, ~${Math.round(planMs / 1000)} s):\n${formatPlan(plan, nodeName)}`);
-
+  log(`fault plan (seed ${o.seed}, ~${Math.round(planMs / 1000)} s without waits for progress):\n${formatPlan(plan, (i) => `chaos-n${i + 1}`)}`);
   const inputs = generateInputs({ events: o.events, keys, groups, subjects, seed: o.seed });
-  let nats: NatsFixture | undefined;
-  let nc: NatsConnection | undefined;
-  let dataRoot: TempDir | undefined;
-  let cluster: ChaosCluster | undefined;
-  let progress: OutputProgress | undefined;
-  let publisher: EventPublisher | undefined;
-  let publishing: Promise<void> | undefined;
+
+  const r: Resources = {};
   let keptLogs: string | undefined;
-  let failedHard = true;
+  let finished = false;
   try {
-    nats = await setupNats();
-    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true });
+    const nats = (r.nats = await setupNats());
+    const nc = (r.nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true }));
     const jsm = await nc.jetstreamManager();
-    const input = nats.unique('CHAOS_IN');
-    await jsm.streams.add({ name: input, subjects: [`${input}.>`], storage: StorageType.File });
-    const subjectNames = inputs.subjectTokens.map((t) => `${input}.${t}`);
-    const countOut = nats.unique('CHAOS_COUNTS');
-    const groupsOut = nats.unique('CHAOS_GROUPS');
-    dataRoot = await tempDir('millrace-chaos-');
-    cluster = new ChaosCluster({
+    const streams: RunStreams = { input: nats.unique('CHAOS_IN'), counts: nats.unique('CHAOS_COUNTS'), groups: nats.unique('CHAOS_GROUPS') };
+    await jsm.streams.add({ name: streams.input, subjects: [`${streams.input}.>`], storage: StorageType.File });
+    const subjectNames = inputs.subjectTokens.map((t) => `${streams.input}.${t}`);
+    r.dataRoot = await tempDir('millrace-chaos-');
+    const cluster = (r.cluster = new ChaosCluster({
       natsUrl: nats.url,
       nodes: o.nodes,
-      baseDir: dataRoot.path,
+      baseDir: r.dataRoot.path,
       jobModules: [COUNT_JOB, GROUPS_JOB],
       logLevel: o.logLevel ?? 'info',
       env: {
         CHAOS_COUNT_JOB: nats.unique('chaos_count'),
         CHAOS_GROUPS_JOB: nats.unique('chaos_groups'),
-        CHAOS_INPUT_STREAM: input,
+        CHAOS_INPUT_STREAM: streams.input,
         CHAOS_INPUT_SUBJECTS: subjectNames.join(','),
-        CHAOS_COUNT_OUTPUT: countOut,
-        CHAOS_GROUPS_OUTPUT: groupsOut,
+        CHAOS_COUNT_OUTPUT: streams.counts,
+        CHAOS_GROUPS_OUTPUT: streams.groups,
         CHAOS_GROUPS: String(groups),
         CHAOS_KEY_PARTITIONS: String(partitions.key),
         CHAOS_GROUP_PARTITIONS: String(partitions.group),
@@ -207,16 +198,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         MILLRACE_CHECKPOINT_LEASE_TTL_MS: String(leaseTtlMs),
         ...(o.loopProbeMs ? { NODE_OPTIONS: `--import ${LOOP_PROBE}`, CHAOS_LOOP_PROBE_MS: String(o.loopProbeMs) } : {}),
       },
-    });
-
+    }));
     await cluster.startAll();
-    await Promise.all(cluster.slots.map((s) => waitForNodeStarted(cluster!.current(s.index)!, 60_000)));
+    await Promise.all(cluster.slots.map((s) => waitForNodeStarted(cluster.current(s.index)!, 60_000)));
     const startupMs = Date.now() - startedAt;
-    log(`${o.nodes} node(s) started in ${startupMs} ms: ${cluster.slots.map((s) => `${s.id} pid ${cluster!.current(s.index)!.pid}`).join(', ')}`);
+    log(`${o.nodes} node(s) started in ${startupMs} ms: ${cluster.slots.map((s) => `${s.id} pid ${cluster.current(s.index)!.pid}`).join(', ')}`);
 
-    progress = new OutputProgress(jsm, [countOut, groupsOut]);
+    // Input flows while the faults run.
+    const progress = (r.progress = new OutputProgress(jsm, [streams.counts, streams.groups]));
     const encoder = new TextEncoder();
-    publisher = new EventPublisher(
+    const publisher = (r.publisher = new EventPublisher(
       nc,
       {
         count: o.events,
@@ -225,22 +216,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         body: (i) => encoder.encode(JSON.stringify(inputs.events[i])),
       },
       { ratePerSec: publishRate },
-    );
+    ));
     const publishStart = Date.now();
     let publishMs = 0;
-    publishing = publisher.run(remaining).then(() => void (publishMs = Date.now() - publishStart));
-    publishing.catch(() => undefined);
-    const describeProgress = () => {
-      const [c, g] = progress!.counts;
-      return `acked ${publisher!.stats.acked}, outputs ${c} / ${g} of ${o.events}`;
-    };
-
+    r.publishing = publisher.run(until).then(() => void (publishMs = Date.now() - publishStart));
+    r.publishing.catch(() => undefined);
+    const describeProgress = () => `acked ${publisher.stats.acked}, outputs ${progress.counts.join(' / ')} of ${o.events}`;
     const ticker = setInterval(() => {
-      const [rc, rg] = progress!.rate();
-      log(`  t+${((Date.now() - startedAt) / 1000).toFixed(0)}s ${describeProgress()}, ${rc} / ${rg} outputs/s`);
+      log(`  t+${((Date.now() - startedAt) / 1000).toFixed(0)}s ${describeProgress()}, ${progress.rate().join(' / ')} outputs/s`);
     }, 15_000);
-    let faultsMs = 0;
-    let faults: { records: FaultRecord[]; tally: FaultTally };
+    const failures: string[] = [];
+    let faults: Awaited<ReturnType<typeof runFaults>>;
+    let faultsMs: number;
+    let done: { complete: boolean; counts: readonly number[] };
+    let processingMs: number;
     try {
       const faultsStart = Date.now();
       faults = await runFaults(plan, {
@@ -249,130 +238,97 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         publisher,
         leaseTtlMs,
         startedAt,
-        deadline: remaining,
+        deadline: until,
         progress: describeProgress,
-        outputs: () => progress!.counts,
+        outputs: () => progress.counts,
         expectedOutputs: o.events,
         progressWaitMs: o.progressWaitMs ?? 30_000,
         log,
       });
       faultsMs = Date.now() - faultsStart;
       log(`faults done in ${(faultsMs / 1000).toFixed(1)} s; waiting for the outputs (at most ${(o.drainTimeoutMs / 1000).toFixed(0)} s)`);
+      await r.publishing.catch((err: Error) => failures.push(`publishing failed: ${err.message}`));
 
-      const failures: string[] = [];
-      try {
-        await publishing;
-      } catch (err) {
-        failures.push(`publishing failed: ${(err as Error).message}`);
-      }
+      // No more faults: every node runs, and the outputs must complete.
       await cluster.ensureRunning();
       const drainUntil = Date.now() + o.drainTimeoutMs;
-      const drainDeadline = () => Math.min(deadline, drainUntil);
-      const done = await progress.waitComplete(o.events, o.settleMs ?? 3_000, drainDeadline);
-      const processingMs = (done.complete ? progress.lastChange() : Date.now()) - publishStart;
-      clearInterval(ticker);
-      log(`outputs ${done.complete ? 'complete' : 'INCOMPLETE'}: ${done.counts.join(' / ')} of ${o.events} after ${(processingMs / 1000).toFixed(1)} s of processing`);
-      if (!done.complete) {
-        failures.push(
-          `outputs incomplete ${((Date.now() - publishStart) / 1000).toFixed(0)} s after publishing began: ` +
-            `count job ${done.counts[0]}, two-stage job ${done.counts[1]} of ${o.events}; last change ${((Date.now() - progress.lastChange()) / 1000).toFixed(0)} s ago`,
-        );
-      }
-      const finalStops = await cluster.stopAll();
-      await progress.stop();
-
-      const checkStart = Date.now();
-      const inputCheck = await checkInputStream(nc, input, inputs.events);
-      const counts = await readOutputs<KeyCount>(nc, countOut, partitions.output, (r) => r.key);
-      const twoStage = await readOutputs<GroupCount>(nc, groupsOut, partitions.output, (r) => r.group);
-      const count = checkRun(inputs.events, counts.records);
-      const groupsReport = checkRun(inputs.events, twoStage.records);
-      const groupCounts = checkGroups(
-        inputs.events.map((e) => ({ id: e.id, group: inputs.groupOf(e.key) })),
-        twoStage.records,
-      );
-      const checkMs = Date.now() - checkStart;
-      const copies = (read: typeof counts | typeof twoStage, report: CheckReport) =>
-        describeCopies<KeyCount>(read, report.duplicated.examples.slice(0, 5).map((d) => d.id), startedAt);
-      const duplicateCopies = [...copies(counts, count).map((c) => `keyed count ${c}`), ...copies(twoStage, groupsReport).map((c) => `two-stage ${c}`)];
-
-      if (!inputCheck.ok) failures.push('the input stream does not hold what was published (publisher or broker; see the input check)');
-      if (!count.ok) failures.push('keyed count job: the checker found faults');
-      if (!groupsReport.ok) failures.push('two-stage job: the checker found faults in its per-key records');
-      if (!groupCounts.ok) failures.push('two-stage job: the per-group counts are wrong');
-      if (counts.misrouted.count > 0) failures.push(`keyed count job: ${counts.misrouted.count} outputs not under their key's partition`);
-      if (twoStage.misrouted.count > 0) failures.push(`two-stage job: ${twoStage.misrouted.count} outputs not under their group's partition`);
-      const minKills = o.minKills ?? o.kills;
-      if (faults.tally.kills < minKills) failures.push(`only ${faults.tally.kills} node kills were carried out, fewer than ${minKills}`);
-      if (Date.now() > startedAt + o.timeoutMs) failures.push(`the run took longer than its timeout of ${o.timeoutMs} ms`);
-      if (o.signal?.aborted) failures.push('the run was aborted');
-
-      const warnings: string[] = [];
-      for (const exit of cluster.unexpectedExits) {
-        warnings.push(`${exit.node} life ${exit.life} (pid ${exit.pid}) exited on its own: ${JSON.stringify(exit.status)}`);
-      }
-      for (const stop of finalStops) {
-        if (stop.status && (stop.status.code !== 0 || stop.status.signal !== null)) {
-          warnings.push(`${stop.node} did not exit 0 on the final SIGTERM: ${JSON.stringify(stop.status)}`);
-        }
-      }
-      const logSummary = summarizeLogs(cluster);
-
-      const ok = failures.length === 0;
-      if ((!ok || o.keepLogsAlways) && o.keepLogsDir) {
-        keptLogs = join(o.keepLogsDir, `seed-${o.seed}-${new Date(startedAt).toISOString().replace(/[:.]/g, '-')}`);
-        await cluster.copyLogs(keptLogs);
-        await cp(join(nats.dir, 'nats-server.log'), join(keptLogs, 'nats-server.log')).catch(() => undefined);
-      }
-      const eventsPerSec = Math.round((o.events * 1000) / Math.max(1, processingMs));
-      const result: ChaosResult = {
-        ok,
-        failures,
-        warnings,
-        options: withoutCallbacks(o),
-        plan,
-        faults: faults.records,
-        tally: faults.tally,
-        publisher: publisher.stats,
-        outputsComplete: done.complete,
-        finalCounts: done.counts,
-        input: inputCheck,
-        count,
-        groups: groupsReport,
-        groupCounts,
-        countMisrouted: counts.misrouted,
-        groupsMisrouted: twoStage.misrouted,
-        duplicateCopies,
-        unexpectedExits: cluster.unexpectedExits,
-        finalStops,
-        logSummary,
-        durations: { startupMs, publishMs, faultsMs, processingMs, checkMs, totalMs: Date.now() - startedAt },
-        eventsPerSec,
-        keptLogs,
-      };
-      failedHard = false;
-      log(formatResult(result));
-      return result;
+      done = await progress.waitComplete(o.events, o.settleMs ?? 3_000, () => Math.min(deadline, drainUntil));
+      processingMs = (done.complete ? progress.lastChange() : Date.now()) - publishStart;
     } finally {
       clearInterval(ticker);
     }
+    log(`outputs ${done.complete ? 'complete' : 'INCOMPLETE'}: ${done.counts.join(' / ')} of ${o.events} after ${(processingMs / 1000).toFixed(1)} s of processing`);
+    if (!done.complete) {
+      failures.push(
+        `outputs incomplete ${((Date.now() - publishStart) / 1000).toFixed(0)} s after publishing began: count job ${done.counts[0]}, ` +
+          `two-stage job ${done.counts[1]} of ${o.events}; last change ${((Date.now() - progress.lastChange()) / 1000).toFixed(0)} s ago`,
+      );
+    }
+    const finalStops = await cluster.stopAll();
+    await progress.stop();
+
+    const verdict = await judge(nc, streams, inputs, partitions, startedAt);
+    failures.push(...verdictFailures(verdict));
+    const minKills = o.minKills ?? o.kills;
+    if (faults.tally.kills < minKills) failures.push(`only ${faults.tally.kills} node kills were carried out, fewer than ${minKills}`);
+    if (Date.now() > startedAt + o.timeoutMs) failures.push(`the run took longer than its timeout of ${o.timeoutMs} ms`);
+    if (o.signal?.aborted) failures.push('the run was aborted');
+
+    const warnings = cluster.unexpectedExits.map((e) => `${e.node} life ${e.life} (pid ${e.pid}) exited on its own: ${JSON.stringify(e.status)}`);
+    for (const stop of finalStops) {
+      if (stop.status && (stop.status.code !== 0 || stop.status.signal !== null)) {
+        warnings.push(`${stop.node} did not exit 0 on the final SIGTERM: ${JSON.stringify(stop.status)}`);
+      }
+    }
+    const ok = failures.length === 0;
+    if ((!ok || o.keepLogsAlways) && o.keepLogsDir) {
+      keptLogs = join(o.keepLogsDir, `seed-${o.seed}-${new Date(startedAt).toISOString().replace(/[:.]/g, '-')}`);
+      await cluster.copyLogs(keptLogs);
+      await cp(join(nats.dir, 'nats-server.log'), join(keptLogs, 'nats-server.log')).catch(() => undefined);
+    }
+    const result: ChaosResult = {
+      ok,
+      failures,
+      warnings,
+      options: withoutCallbacks(o),
+      plan,
+      faults: faults.records,
+      tally: faults.tally,
+      publisher: publisher.stats,
+      outputsComplete: done.complete,
+      finalCounts: done.counts,
+      verdict,
+      unexpectedExits: cluster.unexpectedExits,
+      logSummary: summarizeLogs(cluster),
+      durations: { startupMs, publishMs, faultsMs, processingMs, checkMs: verdict.checkMs, totalMs: Date.now() - startedAt },
+      eventsPerSec: Math.round((o.events * 1000) / Math.max(1, processingMs)),
+      keptLogs,
+    };
+    finished = true;
+    log(formatResult(result));
+    return result;
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
-    publisher?.stop();
-    await publishing?.catch(() => undefined);
-    await progress?.stop();
-    await cluster?.killAll();
-    if (failedHard && o.keepLogsDir && cluster) {
-      keptLogs = join(o.keepLogsDir, `seed-${o.seed}-harness-error`);
-      await mkdir(keptLogs, { recursive: true });
-      await cluster.copyLogs(keptLogs);
-      log(`harness error: node logs copied to ${keptLogs}`);
-    }
-    await nc?.close().catch(() => undefined);
-    await cluster?.removeLogs();
-    await nats?.cleanup();
-    await dataRoot?.cleanup();
+    await release(r, finished ? undefined : o, log);
   }
+}
+
+/** Stops and removes everything in `r`; with `keepFor`, a harness error's node logs are copied first. */
+async function release(r: Resources, keepFor: ChaosOptions | undefined, log: (line: string) => void): Promise<void> {
+  r.publisher?.stop();
+  await r.publishing?.catch(() => undefined);
+  await r.progress?.stop();
+  await r.cluster?.killAll();
+  if (keepFor?.keepLogsDir && r.cluster) {
+    const dir = join(keepFor.keepLogsDir, `seed-${keepFor.seed}-harness-error`);
+    await mkdir(dir, { recursive: true });
+    await r.cluster.copyLogs(dir);
+    log(`harness error: node logs copied to ${dir}`);
+  }
+  await r.nc?.close().catch(() => undefined);
+  await r.cluster?.removeLogs();
+  await r.nats?.cleanup();
+  await r.dataRoot?.cleanup();
 }
 
 function withoutCallbacks(o: ChaosOptions): Omit<ChaosOptions, 'log' | 'signal'> {

@@ -28,6 +28,7 @@ export function summarizeLogs(cluster: ChaosCluster, limit = 15): string[] {
 
 export function formatResult(r: ChaosResult): string {
   const d = r.durations;
+  const v = r.verdict;
   const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
   const lines = [
     `=== chaos run ${r.ok ? 'PASSED' : 'FAILED'} (seed ${r.options.seed}, ${r.options.events} events, ${r.options.nodes} node(s)) ===`,
@@ -40,13 +41,13 @@ export function formatResult(r: ChaosResult): string {
     `throughput: ${r.eventsPerSec} input events/s through both jobs (${r.options.events} events in ${s(d.processingMs)}, ` +
       `${2 * r.options.events} outputs expected, ${r.finalCounts.join(' + ')} stored)`,
     `publisher: ${JSON.stringify(r.publisher)}`,
-    r.input ? formatInputCheck(r.input) : 'input stream: not checked',
-    r.count ? `keyed count job — ${formatReport(r.count)}` : 'keyed count job: not checked',
-    r.groups ? `two-stage job, per key — ${formatReport(r.groups)}` : 'two-stage job: not checked',
-    r.groupCounts ? `two-stage job, per group — ${formatGroupReport(r.groupCounts)}` : '',
-    r.duplicateCopies.length > 0 ? `copies of duplicated outputs:\n${r.duplicateCopies.map((c) => `  ${c}`).join('\n')}` : '',
-    misrouted('keyed count job', r.countMisrouted),
-    misrouted('two-stage job', r.groupsMisrouted),
+    formatInputCheck(v.input),
+    `keyed count job — ${formatReport(v.count)}`,
+    `two-stage job, per key — ${formatReport(v.groups)}`,
+    `two-stage job, per group — ${formatGroupReport(v.groupCounts)}`,
+    v.duplicateCopies.length > 0 ? `copies of duplicated outputs:\n${v.duplicateCopies.map((c) => `  ${c}`).join('\n')}` : '',
+    misrouted('keyed count job', v.countMisrouted),
+    misrouted('two-stage job', v.groupsMisrouted),
     ...r.warnings.map((w) => `warning: ${w}`),
     r.logSummary.length > 0 ? `node log warnings and errors:\n${r.logSummary.map((l) => `  ${l}`).join('\n')}` : 'node logs: no warnings or errors',
   ];
@@ -55,7 +56,7 @@ export function formatResult(r: ChaosResult): string {
   return lines.filter((l) => l !== '').join('\n');
 }
 
-function misrouted(job: string, f: { count: number; examples: readonly string[] } | undefined): string {
-  if (!f || f.count === 0) return '';
+function misrouted(job: string, f: { count: number; examples: readonly string[] }): string {
+  if (f.count === 0) return '';
   return `${job}: ${f.count} misrouted outputs — ${f.examples.slice(0, 5).join('; ')}`;
 }

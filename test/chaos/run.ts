@@ -25,6 +25,7 @@ const USAGE = `usage: node dist/test/chaos/run.js [options]
   --pauses N          leader SIGSTOPs per run (default 2)
   --nats LIST         nats-server restarts, e.g. SIGTERM,SIGKILL (default SIGTERM,SIGKILL; "none" for none)
   --gap MIN-MAX       seconds between faults (default 4-9)
+  --progress-wait S   before each fault, wait at most S seconds for both jobs' outputs to grow (default 90)
   --lease-ttl MS      leader lease TTL (default 5000)
   --interval MS       checkpoint interval (default 200)
   --rate N            events/s published (default: spread over the fault plan; 0 = max)
@@ -56,6 +57,7 @@ function main(): Promise<number> {
       'keep-logs': { type: 'string', default: join(tmpdir(), 'millrace-chaos-failures') },
       'keep-logs-always': { type: 'boolean', default: false },
       'loop-probe': { type: 'string' },
+      'progress-wait': { type: 'string', default: '90' },
       subjects: { type: 'string', default: '4' },
       partitions: { type: 'string', default: '8,4,8' },
       help: { type: 'boolean', short: 'h' },
@@ -96,6 +98,7 @@ function main(): Promise<number> {
       publishRate: values.rate === undefined ? undefined : int('rate', values.rate),
       timeoutMs,
       drainTimeoutMs: int('drain', values.drain, 1) * 1000,
+      progressWaitMs: int('progress-wait', values['progress-wait']) * 1000,
       minKills: Math.min(10, int('kills', values.kills)),
       logLevel: values['log-level'],
       keepLogsDir: values['keep-logs'],

@@ -32,9 +32,13 @@ test('chaos, short: 100k events, two jobs, node kills, a leader pause and a nats
     wipes: 1,
     leaderPauses: 1,
     natsRestarts: ['SIGKILL'],
+    // Fewer partitions than the long run: a restart restores every task of a job one after another.
+    subjects: 3,
+    partitions: { key: 4, group: 3, output: 4 },
     gapMs: [3_000, 6_000],
     maxDownMs: 1_000,
-    leaseTtlMs: 3_000,
+    progressWaitMs: 20_000,
+    leaseTtlMs: 5_000,
     checkpointIntervalMs: 200,
     timeoutMs: 200_000,
     drainTimeoutMs: 90_000,
@@ -45,12 +49,13 @@ test('chaos, short: 100k events, two jobs, node kills, a leader pause and a nats
   const result = await run.finally(() => t.log(lines.join('\n')));
 
   t.true(result.outputsComplete, `every output arrived: ${result.failures.join('; ')}`);
-  t.true(result.input!.ok, formatInputCheck(result.input!));
-  t.true(result.count!.ok, `keyed count job — ${formatReport(result.count!)}`);
-  t.true(result.groups!.ok, `two-stage job, per key — ${formatReport(result.groups!)}`);
-  t.true(result.groupCounts!.ok, `two-stage job, per group — ${formatGroupReport(result.groupCounts!)}`);
-  t.is(result.countMisrouted!.count, 0, 'keyed count outputs under another partition than their key');
-  t.is(result.groupsMisrouted!.count, 0, 'two-stage outputs under another partition than their group');
+  const v = result.verdict;
+  t.true(v.input.ok, formatInputCheck(v.input));
+  t.true(v.count.ok, `keyed count job — ${formatReport(v.count)}`);
+  t.true(v.groups.ok, `two-stage job, per key — ${formatReport(v.groups)}`);
+  t.true(v.groupCounts.ok, `two-stage job, per group — ${formatGroupReport(v.groupCounts)}`);
+  t.is(v.countMisrouted.count, 0, 'keyed count outputs under another partition than their key');
+  t.is(v.groupsMisrouted.count, 0, 'two-stage outputs under another partition than their group');
   t.true(result.tally.kills >= KILLS, `node kills carried out: ${result.tally.kills}`);
   t.is(result.tally.natsRestarts, 1, 'the nats-server restart was carried out');
   t.is(result.tally.leaderPauses, 1, 'the leader pause was carried out');
