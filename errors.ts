@@ -60,6 +60,8 @@ export const ErrorCodes = {
   RUN_SUPERSEDED: 'MR_RUN_SUPERSEDED',
   /** The broker has lost records a committed checkpoint says it had: the job stops instead of diverging. */
   INPUT_LOST: 'MR_INPUT_LOST',
+  /** A savepoint name is malformed, taken or unknown, or a checkpoint does not fit the job's tasks. */
+  SAVEPOINT_INVALID: 'MR_SAVEPOINT_INVALID',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

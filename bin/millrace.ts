@@ -6,11 +6,18 @@
  *                       [--config <file.json>] [--log-level <level>]
  *   millrace stream create <name> [--partitions <n>] --nats <url>
  *   millrace stream describe|delete <name> --nats <url>
+ *   millrace savepoint create <job> [--name <name>] --nats <url>
+ *   millrace savepoint list <job> --nats <url>
+ *   millrace savepoint restore|delete <job> <name> --nats <url>
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.js';
 import { connect } from '../cluster/client.js';
 import { startNode } from '../cluster/node.js';
+import { savepointSubject, type SavepointReply, type SavepointRequest } from '../cluster/checkpoint/control.js';
+import { ManifestStore } from '../cluster/checkpoint/manifest-store.js';
+import { restoreSavepoint, SavepointStore } from '../cluster/checkpoint/savepoints.js';
+import { connectNats } from '../cluster/transport/connection.js';
 import { isMillraceError } from '../errors.js';
 
 const USAGE = `usage:
@@ -18,6 +25,10 @@ const USAGE = `usage:
   millrace stream create <name> [--partitions <n>] [--nats <url>]
   millrace stream describe <name> [--nats <url>]
   millrace stream delete <name> [--nats <url>]
+  millrace savepoint create <job> [--name <name>] [--nats <url>]   take a checkpoint now and keep it
+  millrace savepoint list <job> [--nats <url>]
+  millrace savepoint restore <job> <name> [--nats <url>]          the job's next run starts from it
+  millrace savepoint delete <job> <name> [--nats <url>]
 
 Every node option can also come from the config file (--config or MILLRACE_CONFIG)
 and from MILLRACE_* environment variables; see docs/reference/configuration.md.`;
@@ -34,16 +45,18 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string' },
       'log-level': { type: 'string' },
       partitions: { type: 'string' },
+      name: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
-  const [group, command, name] = positionals;
+  const [group, command, name, extra] = positionals;
   if (values.help || !group) {
     process.stdout.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
   if (group === 'node' && command === 'start') return nodeStart(values);
   if (group === 'stream' && command && name) return stream(command, name, values);
+  if (group === 'savepoint' && command && name) return savepoint(command, name, extra, values);
   process.stderr.write(`unknown command: ${positionals.join(' ')}\n${USAGE}\n`);
   return 2;
 }
@@ -82,8 +95,7 @@ async function nodeStart(values: Flags): Promise<number> {
 }
 
 async function stream(command: string, name: string, values: Flags): Promise<number> {
-  const servers = ((values.nats as string | undefined) ?? process.env.MILLRACE_NATS ?? 'nats://127.0.0.1:4222').split(',');
-  const client = await connect({ servers });
+  const client = await connect({ servers: natsServers(values) });
   try {
     if (command === 'create') {
       const partitions = values.partitions === undefined ? undefined : Number(values.partitions);
@@ -105,6 +117,58 @@ async function stream(command: string, name: string, values: Flags): Promise<num
   } finally {
     await client.close();
   }
+}
+
+const SAVEPOINT_TIMEOUT_MS = 120_000;
+
+async function savepoint(command: string, job: string, name: string | undefined, values: Flags): Promise<number> {
+  const nc = await connectNats({ servers: natsServers(values), name: 'millrace-cli' });
+  try {
+    const js = nc.jetstream();
+    if (command === 'create') {
+      const request: SavepointRequest = { name: (values.name as string | undefined) ?? name ?? `sp-${new Date().toISOString().replace(/[^0-9]/g, '').slice(0, 14)}` };
+      let reply: SavepointReply;
+      try {
+        const msg = await nc.request(savepointSubject(job), new TextEncoder().encode(JSON.stringify(request)), { timeout: SAVEPOINT_TIMEOUT_MS });
+        reply = JSON.parse(new TextDecoder().decode(msg.data)) as SavepointReply;
+      } catch (err) {
+        process.stderr.write(`millrace: no coordinator answered for job "${job}" (is a node running it?): ${(err as Error).message}\n`);
+        return 1;
+      }
+      if (!reply.ok) {
+        process.stderr.write(`millrace: ${reply.code}: ${reply.message}\n`);
+        return 1;
+      }
+      print({ job, ...reply.savepoint });
+      return 0;
+    }
+    const savepoints = await SavepointStore.open(js);
+    if (command === 'list') {
+      print((await savepoints.list(job)).map((s) => ({ name: s.name, checkpoint: s.manifest.checkpoint, createdAt: new Date(s.createdAt).toISOString() })));
+      return 0;
+    }
+    if (!name) {
+      process.stderr.write(`millrace savepoint ${command}: name the savepoint\n${USAGE}\n`);
+      return 2;
+    }
+    if (command === 'restore') {
+      const manifest = await restoreSavepoint(savepoints, await ManifestStore.open(js), job, name);
+      print({ job, savepoint: name, checkpoint: manifest.checkpoint, from: manifest.restoredFrom });
+      return 0;
+    }
+    if (command === 'delete') {
+      print({ deleted: await savepoints.delete(job, name) });
+      return 0;
+    }
+    process.stderr.write(`unknown savepoint command: ${command}\n${USAGE}\n`);
+    return 2;
+  } finally {
+    await nc.close();
+  }
+}
+
+function natsServers(values: Flags): string[] {
+  return ((values.nats as string | undefined) ?? process.env.MILLRACE_NATS ?? 'nats://127.0.0.1:4222').split(',');
 }
 
 function print(value: unknown): void {

@@ -1,14 +1,15 @@
 /**
- * Runs one job on this node: makes sure its streams exist, then runs one
- * task per (stage, partition) in the run (generation) the coordinator
- * commands, restored from the run's checkpoint; it says hello to the
- * coordinator every few seconds (cluster/checkpoint/cluster-coordinator.ts).
+ * Runs one job on this node: makes sure its streams exist, then, in each
+ * run (generation) the coordinator commands, runs the tasks (one per stage
+ * and partition) the run assigns to this node, restored from the run's
+ * checkpoint. It says hello to the coordinator every `cluster.heartbeatMs`
+ * (cluster/checkpoint/cluster-coordinator.ts) and goodbye when it stops.
  *
  * A failed task is not restarted alone: its node reports it and the
  * coordinator restarts the whole job from the last committed checkpoint in
- * a new generation (decision 003). (With one node, this node owns every
- * partition; the cluster issue adds assignment.)
+ * a new generation (decision 003).
  */
+import { randomUUID } from 'node:crypto';
 import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
 import type { Logger } from 'pino';
 import type { NodeConfig } from '../config/index.js';
@@ -54,19 +55,20 @@ interface Slot {
   task: Task | undefined;
 }
 
-/** How often a node repeats a hello or a failure nobody answered. */
-const RESEND_MS = 3000;
-
 export class JobRunner {
   readonly plan: JobPlan;
   private readonly slots: Slot[] = [];
   private stopping = false;
   private generation = 0;
+  /** The newest generation commanded: an older run still queued is skipped. */
+  private newestRun = 0;
   private leaderEpoch = 0;
   private channel: ControlChannel | undefined;
   private runs: Promise<void> = Promise.resolve();
   private firstRun: (() => void) | undefined;
-  private resend: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  /** Tells the coordinator this start apart from an earlier one of the same node. */
+  private readonly instance = randomUUID();
   private readonly log: Logger;
 
   constructor(
@@ -88,7 +90,15 @@ export class JobRunner {
     const job = this.plan.job;
     const onError = (err: unknown) => this.log.warn({ err }, 'bad control message');
     const channel = (this.channel = new ControlChannel(nc, job));
-    channel.on('run', (m) => this.fenced(m.leaderEpoch) && this.serial(() => this.applyRun(m)), onError);
+    channel.on(
+      'run',
+      (m) => {
+        if (!this.fenced(m.leaderEpoch)) return;
+        this.newestRun = Math.max(this.newestRun, m.generation);
+        this.serial(() => this.applyRun(m));
+      },
+      onError,
+    );
     const forThisRun = (m: { leaderEpoch: number; generation: number }) => this.fenced(m.leaderEpoch) && m.generation === this.generation;
     channel.on('trigger', (m) => forThisRun(m) && this.slots.forEach((s) => s.task?.triggerCheckpoint(m.checkpoint)), onError);
     channel.on('committed', (m) => forThisRun(m) && this.slots.forEach((s) => s.task?.checkpointCommitted(m.checkpoint)), onError);
@@ -99,22 +109,27 @@ export class JobRunner {
     const hello = () =>
       channel.send('hello', {
         node: config.nodeId,
+        instance: this.instance,
         generation: this.generation,
         tasks: this.slots.map((s) => s.id),
         internalInputs,
         intervalMs: config.checkpoint.intervalMs,
         timeoutMs: config.checkpoint.timeoutMs,
+        heartbeatMs: config.cluster.heartbeatMs,
+        memberTimeoutMs: config.cluster.memberTimeoutMs,
       });
     hello();
-    this.resend = setInterval(hello, RESEND_MS);
+    this.heartbeat = setInterval(hello, config.cluster.heartbeatMs);
     await started;
-    this.log.info({ stages: this.plan.stages.length, tasks: this.slots.length, generation: this.generation }, 'job started');
+    this.log.info({ stages: this.plan.stages.length, tasks: this.tasks.length, of: this.slots.length, generation: this.generation }, 'job started');
   }
 
-  /** Stops every task; what they processed since the last checkpoint is replayed at the next start. */
+  /** Stops every task and says goodbye; what they processed since the last checkpoint is replayed by the next run. */
   async stop(): Promise<void> {
+    if (this.stopping) return this.runs;
     this.stopping = true;
-    clearInterval(this.resend);
+    clearInterval(this.heartbeat);
+    this.channel?.send('leave', { node: this.deps.config.nodeId });
     this.channel?.close();
     this.firstRun?.();
     await this.runs;
@@ -133,9 +148,9 @@ export class JobRunner {
 
   private serial(step: () => Promise<void>): void {
     this.runs = this.runs.then(step).catch((err) => {
-      if (isMillraceError(err, ErrorCodes.INPUT_LOST)) {
+      if (isMillraceError(err, ErrorCodes.INPUT_LOST) || isMillraceError(err, ErrorCodes.SAVEPOINT_INVALID)) {
         // Restarting cannot help: stop this job here and say why.
-        this.log.fatal({ err }, 'the job stops: its input lost records a committed checkpoint consumed');
+        this.log.fatal({ err }, 'the job stops: it cannot start from its last checkpoint');
         void this.stop();
         return;
       }
@@ -143,21 +158,42 @@ export class JobRunner {
     });
   }
 
-  /** Stops what runs, restores every task to the run's checkpoint, starts them in its generation. */
+  /** Stops what runs, restores the tasks the run assigns here to its checkpoint, starts them in its generation. */
   private async applyRun(run: RunCommand): Promise<void> {
-    if (this.stopping || run.generation <= this.generation) return;
+    if (this.stopping || run.generation <= this.generation || run.generation < this.newestRun) return;
     this.generation = run.generation;
     await Promise.all(this.slots.map((s) => s.task?.stop()));
+    for (const slot of this.slots) slot.task = undefined;
+    const mine = this.slots.filter((s) => run.assignment[s.id] === this.deps.config.nodeId);
     const manifest = await this.manifest(run.checkpoint);
+    if (manifest) this.checkFits(manifest);
+    if (this.generation !== run.generation || this.stopping) return; // superseded meanwhile
     const sources = { local: 0, snapshot: 0, empty: 0 };
-    for (const slot of this.slots) {
-      if (this.generation !== run.generation || this.stopping) return; // superseded meanwhile
-      sources[await this.startTask(slot, run.generation, manifest)]++;
-    }
-    this.log.info({ generation: run.generation, checkpoint: run.checkpoint, restoredFrom: sources }, 'run started');
-    this.channel?.send('ready', { generation: run.generation, tasks: this.slots.map((s) => s.id) });
+    for (const source of await Promise.all(mine.map((slot) => this.startTask(slot, run.generation, manifest)))) sources[source]++;
+    this.log.info({ generation: run.generation, leaderEpoch: run.leaderEpoch, checkpoint: run.checkpoint, tasks: mine.length, restoredFrom: sources }, 'run started');
+    this.channel?.send('ready', { generation: run.generation, tasks: mine.map((s) => s.id) });
     this.firstRun?.();
     this.firstRun = undefined;
+  }
+
+  /**
+   * A checkpoint fits the job when it has state for every task: the job's
+   * stages and partition counts are those it was taken with (docs/savepoints.md).
+   * State of tasks the job no longer has is left behind, with a warning.
+   */
+  private checkFits(manifest: CheckpointManifest): void {
+    const tasks = new Set(this.slots.map((s) => s.id));
+    const missing = [...tasks].filter((t) => !(t in manifest.tasks));
+    const dropped = Object.keys(manifest.tasks).filter((t) => !tasks.has(t));
+    if (missing.length > 0) {
+      const from = manifest.restoredFrom ? `savepoint "${manifest.restoredFrom.savepoint}"` : `checkpoint ${manifest.checkpoint}`;
+      throw millraceError(
+        ErrorCodes.SAVEPOINT_INVALID,
+        `${from} of job "${this.plan.job}" does not fit the job: it has no state for ${missing.length} of its tasks (${missing.slice(0, 5).join(', ')}); a stage or partition count changed`,
+        { details: { job: this.plan.job, checkpoint: manifest.checkpoint, missing, dropped } },
+      );
+    }
+    if (dropped.length > 0) this.log.warn({ checkpoint: manifest.checkpoint, dropped }, 'state of tasks the job no longer has is not restored');
   }
 
   private async manifest(checkpoint: number): Promise<CheckpointManifest | undefined> {
@@ -192,6 +228,7 @@ export class JobRunner {
         generation,
         upstream: slot.upstream,
         sinkMode: config.checkpoint.sinkMode,
+        discardRestoredStaged: manifest?.restoredFrom !== undefined,
         sealed: async (sealed) => {
           const chain = await uploads.upload(sealed);
           this.channel?.send('ack', {
@@ -206,14 +243,16 @@ export class JobRunner {
       openInput: (startSeq) =>
         openPartitionConsumer(js, jsm, {
           stream: slot.inputStream,
-          durable: `mr-${this.plan.job}-${stage.id}-${partition}`,
+          durable: `mr-${this.plan.job}-${stage.id}-${partition}-g${generation}`,
           filterSubject: slot.filterSubject,
           startSeq,
           maxAckPending: config.task.maxInFlight,
         }),
     });
     const where = { job: this.plan.job, stage: stage.id, partition, prefixes: task.prefixes };
-    const source = await restoreTaskState(backend, snapshots, where, { id: manifest?.checkpoint ?? 0, generation: manifest?.generation ?? 0, part });
+    // A savepoint restored as checkpoint n holds the state of the checkpoint it was taken at.
+    const stateOf = manifest?.restoredFrom?.checkpoint ?? manifest?.checkpoint ?? 0;
+    const source = await restoreTaskState(backend, snapshots, where, { id: stateOf, generation: manifest?.generation ?? 0, part });
     if (part && slot.upstream.length === 0) await this.checkInputKept(slot, part.positions[slot.inputSubject] ?? 0);
     slot.task = task;
     try {
@@ -247,12 +286,17 @@ export class JobRunner {
   /** Tells the coordinator the run failed, and again while no new run comes. */
   private reportFailure(task: string, err: unknown): void {
     const generation = this.generation;
+    if (isMillraceError(err, ErrorCodes.RUN_SUPERSEDED)) {
+      // Upstream runs a newer generation already: its run command is on its way here (or is resent on the next hello).
+      this.log.info({ task, generation, reason: err.message }, 'task stopped: a newer run has started');
+      return;
+    }
     const error = err instanceof Error ? err.message : String(err);
     this.log.error({ err, task, generation }, 'task failed; the job restarts from its last checkpoint');
     const send = () => {
       if (this.stopping || this.generation !== generation) return;
       this.channel?.send('failed', { generation, task, error });
-      setTimeout(send, RESEND_MS).unref();
+      setTimeout(send, this.deps.config.cluster.heartbeatMs).unref();
     };
     send();
   }

@@ -18,6 +18,7 @@ import { startEmbeddedNats } from './embedded-nats.js';
 import { ManifestStore } from './checkpoint/manifest-store.js';
 import { ClusterCoordinator } from './checkpoint/cluster-coordinator.js';
 import { RunStore } from './checkpoint/run-store.js';
+import { SavepointStore } from './checkpoint/savepoints.js';
 import { SnapshotStore } from './checkpoint/snapshot-store.js';
 import { JobRunner } from './job-runner.js';
 import { LeaderLease } from './leader/lease.js';
@@ -81,9 +82,14 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
     const backend: StateBackend = await openLevelDbBackend(join(dataDir, 'state'));
     closers.push(() => backend.close());
 
-    const [manifests, runs, snapshots] = await Promise.all([ManifestStore.open(js), RunStore.open(js), SnapshotStore.open(js)]);
+    const [manifests, runs, snapshots, savepoints] = await Promise.all([
+      ManifestStore.open(js),
+      RunStore.open(js),
+      SnapshotStore.open(js),
+      SavepointStore.open(js),
+    ]);
     const runners: JobRunner[] = [];
-    const coordinator = new ClusterCoordinator({ nc, jsm, manifests, runs, snapshots, logger });
+    const coordinator = new ClusterCoordinator({ nc, jsm, manifests, runs, snapshots, savepoints, logger });
     closers.push(() => coordinator.close());
     const lease = await LeaderLease.campaign(js, {
       nodeId: config.nodeId,

@@ -66,6 +66,8 @@ const ENV_VARS: readonly (readonly [variable: string, path: string, parse: Parse
   ['MILLRACE_CHECKPOINT_FULL_SNAPSHOT_EVERY', 'checkpoint.fullSnapshotEvery', asNumber],
   ['MILLRACE_CHECKPOINT_SINK_MODE', 'checkpoint.sinkMode', asString],
   ['MILLRACE_CHECKPOINT_LEASE_TTL_MS', 'checkpoint.leaseTtlMs', asNumber],
+  ['MILLRACE_CLUSTER_HEARTBEAT_MS', 'cluster.heartbeatMs', asNumber],
+  ['MILLRACE_CLUSTER_MEMBER_TIMEOUT_MS', 'cluster.memberTimeoutMs', asNumber],
 ];
 
 // `config` is not here: the CLI passes it as `file`.

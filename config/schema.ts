@@ -31,6 +31,8 @@ export const DEFAULT_CHECKPOINT_FULL_SNAPSHOT_EVERY = 10;
 export const SINK_MODES = ['transactional', 'immediate'] as const;
 export const DEFAULT_CHECKPOINT_SINK_MODE: (typeof SINK_MODES)[number] = 'transactional';
 export const DEFAULT_LEASE_TTL_MS = 5_000;
+export const DEFAULT_CLUSTER_HEARTBEAT_MS = 1_000;
+export const DEFAULT_CLUSTER_MEMBER_TIMEOUT_MS = 5_000;
 export const DEFAULT_TASK_PUBLISH_WINDOW = 8_192;
 export const DEFAULT_TASK_STATE_CACHE_ENTRIES = 200_000;
 export const DEFAULT_PARTITIONS = 16;
@@ -157,6 +159,25 @@ const CheckpointSchema = z
   )
   .readonly();
 
+const ClusterSchema = z
+  .strictObject(
+    {
+      /**
+       * How often a node tells the coordinator it is alive and which run it is in.
+       * @default {@link DEFAULT_CLUSTER_HEARTBEAT_MS} (`1000`)
+       */
+      heartbeatMs: int(50).default(DEFAULT_CLUSTER_HEARTBEAT_MS),
+      /**
+       * A node not heard from for this long is taken for dead: its tasks move to
+       * the other nodes, from the last committed checkpoint.
+       * @default {@link DEFAULT_CLUSTER_MEMBER_TIMEOUT_MS} (`5000`)
+       */
+      memberTimeoutMs: int(100).default(DEFAULT_CLUSTER_MEMBER_TIMEOUT_MS),
+    },
+    { error: 'an object' },
+  )
+  .readonly();
+
 /** The whole node configuration; unknown keys anywhere are errors. */
 export const NodeConfigSchema = z
   .strictObject(
@@ -190,6 +211,8 @@ export const NodeConfigSchema = z
       task: TaskSchema.prefault({}),
       /** Checkpoints, exactly-once sinks and the coordinator's lease. */
       checkpoint: CheckpointSchema.prefault({}),
+      /** Membership: heartbeats and how long a silent node is waited for. */
+      cluster: ClusterSchema.prefault({}),
       /**
        * Partitions given to a stream that millrace creates without a count.
        * @default {@link DEFAULT_PARTITIONS} (`16`)

@@ -9,11 +9,16 @@
 import type { NatsConnection, Subscription } from 'nats';
 import type { TaskCheckpoint } from './manifest-store.js';
 
-/** Coordinator → nodes: run the job under `generation`, restored from `checkpoint` (0: from scratch). */
+/**
+ * Coordinator → nodes: run the job under `generation`, restored from
+ * `checkpoint` (0: from scratch), each node the tasks `assignment` gives it.
+ */
 export interface RunCommand {
   readonly leaderEpoch: number;
   readonly generation: number;
   readonly checkpoint: number;
+  /** Task id → the node that runs it in this generation. */
+  readonly assignment: Readonly<Record<string, string>>;
 }
 
 /** Coordinator → nodes: source tasks seal checkpoint `checkpoint` now. */
@@ -51,13 +56,15 @@ export interface FailedNotice {
 }
 
 /**
- * Node → coordinator, repeated every few seconds: this node runs the job's
- * tasks, in `generation` (0: waiting for its first run). A coordinator learns
- * the jobs it coordinates from these, and starts a new run when a node is
- * not in the current one.
+ * Node → coordinator, every `heartbeatMs`: this node can run the job's
+ * tasks and is in `generation` (0: waiting for its first run). A coordinator
+ * learns the jobs it coordinates and their nodes from these, starts a new run
+ * when a node joins, and takes a node silent for `memberTimeoutMs` for dead.
  */
 export interface HelloNotice {
   readonly node: string;
+  /** New at every start of the job on the node: a changed one means the node restarted. */
+  readonly instance: string;
   readonly generation: number;
   /** Every task of the job. */
   readonly tasks: readonly string[];
@@ -65,6 +72,13 @@ export interface HelloNotice {
   readonly internalInputs: readonly { readonly task: string; readonly stream: string; readonly subject: string }[];
   readonly intervalMs: number;
   readonly timeoutMs: number;
+  readonly heartbeatMs: number;
+  readonly memberTimeoutMs: number;
+}
+
+/** Node → coordinator: this node stops running the job (graceful shutdown). */
+export interface LeaveNotice {
+  readonly node: string;
 }
 
 export interface ControlMessages {
@@ -75,6 +89,7 @@ export interface ControlMessages {
   ready: ReadyNotice;
   failed: FailedNotice;
   hello: HelloNotice;
+  leave: LeaveNotice;
 }
 
 export type ControlKind = keyof ControlMessages;
@@ -83,8 +98,23 @@ export function controlSubject(job: string, kind: ControlKind): string {
   return `mr.ctl.${job}.${kind}`;
 }
 
+/** Request (any client) → the coordinator: take a savepoint of the job now. */
+export interface SavepointRequest {
+  readonly name: string;
+}
+
+/** The coordinator's reply to a {@link SavepointRequest}. */
+export type SavepointReply =
+  | { readonly ok: true; readonly savepoint: { readonly name: string; readonly checkpoint: number; readonly tasks: number } }
+  | { readonly ok: false; readonly code: string; readonly message: string };
+
+/** Where savepoint requests for `job` go (request/reply, answered by the coordinator). */
+export function savepointSubject(job: string): string {
+  return `mr.ctl.${job}.savepoint`;
+}
+
 /** Every job's hello subject: what a coordinator listens on to learn the jobs. */
-export const ALL_HELLOS = 'mr.ctl.*.hello';
+export const ALL_HELLOS = controlSubject('*', 'hello');
 
 /** The job of a control subject. */
 export function jobOfControlSubject(subject: string): string {

@@ -3,10 +3,14 @@
  * 003). It acts only while its node holds the leader lease, and stamps every
  * command with the lease's epoch.
  *
- * - On taking the lease, and whenever a node joins or a task fails, it starts
- *   a new run: the next generation, restored from the last committed
- *   checkpoint (Flink's full restart). It triggers checkpoints once every
- *   task reports ready in that generation.
+ * - Its nodes are those whose hellos it hears; a node silent for
+ *   `memberTimeoutMs`, or one that says it leaves, is gone.
+ * - On taking the lease (after two heartbeats, to hear from every node), and
+ *   whenever a node joins, restarts, leaves or dies, or a task fails, it
+ *   starts a new run: the next generation, restored from the last committed
+ *   checkpoint (Flink's full restart), with the tasks assigned to the live
+ *   nodes (balanced, sticky: assignment.ts). It triggers checkpoints once
+ *   every task reports ready in that generation.
  * - Every `intervalMs` (or on demand) it triggers checkpoint n on the source
  *   tasks and collects one acknowledgement per task. When all are in, it
  *   writes the manifest with compare-and-set: that write is the commit. Then
@@ -20,9 +24,11 @@
 import type { JetStreamManager } from 'nats';
 import type { Logger } from 'pino';
 import { isMillraceError } from '../../errors.js';
+import { assignTasks, movedTasks, type Assignment } from './assignment.js';
 import { ControlChannel, type HelloNotice, type TaskAck } from './control.js';
-import type { ManifestStore, StoredManifest, TaskCheckpoint } from './manifest-store.js';
+import type { CheckpointManifest, ManifestStore, StoredManifest, TaskCheckpoint } from './manifest-store.js';
 import type { RunStore } from './run-store.js';
+import type { SavepointStore } from './savepoints.js';
 import type { SnapshotStore } from './snapshot-store.js';
 
 export interface CoordinatorOptions {
@@ -30,6 +36,7 @@ export interface CoordinatorOptions {
   readonly manifests: ManifestStore;
   readonly runs: RunStore;
   readonly snapshots: SnapshotStore;
+  readonly savepoints: SavepointStore;
   readonly jsm: JetStreamManager;
   readonly logger: Logger;
   /** Every task of the job. */
@@ -40,6 +47,10 @@ export interface CoordinatorOptions {
   readonly intervalMs: number;
   /** @default 60000 */
   readonly timeoutMs: number;
+  /** How often nodes say hello. @default 1000 */
+  readonly heartbeatMs: number;
+  /** A node silent this long is gone. @default 5000 */
+  readonly memberTimeoutMs: number;
 }
 
 const MAX_RESTART_BACKOFF_MS = 30_000;
@@ -64,6 +75,18 @@ export class JobCoordinator {
   /** Runs that failed since the last commit: the backoff before the next. */
   private failedRuns = 0;
   private restarting = false;
+  /** Live nodes: when each was last heard from, and its instance then. */
+  private readonly members = new Map<string, { seen: number; instance: string }>();
+  /** The nodes the current run was assigned to, with their instances. */
+  private runMembers = new Map<string, string>();
+  private assignment: Assignment = new Map();
+  /** Until the first run, the coordinator only listens (hears every node's hello). */
+  private gathering = true;
+  private runRequested = false;
+  private membership: NodeJS.Timeout | undefined;
+  private gatherTimer: NodeJS.Timeout | undefined;
+  /** When members were last checked for silence. */
+  private lastExpiry = Date.now();
   /** Serializes run changes and commits. */
   private work: Promise<void> = Promise.resolve();
   private readonly log: Logger;
@@ -74,6 +97,7 @@ export class JobCoordinator {
     o.channel.on('failed', (m) => this.onFailed(m.generation, m.task, m.error), onError);
     o.channel.on('ready', (m) => this.onReady(m.generation, m.tasks), onError);
     o.channel.on('ack', (m) => this.onAck(m), onError);
+    o.channel.on('leave', (m) => this.leave(m.node), onError);
   }
 
   /** Whether this coordinator leads the job now. */
@@ -81,22 +105,43 @@ export class JobCoordinator {
     return this.epoch > 0;
   }
 
-  /** This node took the lease with `epoch`: start a new run of the job. */
+  /**
+   * This node took the lease with `epoch`: after two heartbeats (so every
+   * live node has said hello), start a new run of the job.
+   */
   lead(epoch: number): void {
     if (this.epoch === epoch) return;
     this.epoch = epoch;
-    this.serial(() => this.newRun(`leader epoch ${epoch}`));
+    this.gathering = true;
+    clearInterval(this.membership);
+    clearTimeout(this.gatherTimer);
+    this.lastExpiry = Date.now();
+    this.membership = setInterval(() => this.expireMembers(), this.o.heartbeatMs);
+    this.gatherTimer = setTimeout(() => {
+      this.gathering = false;
+      this.requestRun(`leader epoch ${epoch}`);
+    }, 2 * this.o.heartbeatMs).unref();
   }
 
   /**
-   * A node says which run it is in: a node with none (just started) makes a
-   * new run; one left behind in an older run (it missed the command) is told
-   * the current one again.
+   * A node says it is alive and which run it is in. A node new to the run,
+   * or one that restarted (no run yet), makes a new run; one left behind in an
+   * older run (it missed the command) is told the current one again.
    */
   hello(hello: HelloNotice): void {
-    if (!this.active || hello.generation === this.generation) return;
-    if (hello.generation === 0) this.serial(() => this.newRun(`node ${hello.node} joined`));
+    if (!this.active) return;
+    this.members.set(hello.node, { seen: Date.now(), instance: hello.instance });
+    if (this.gathering) return;
+    const inRun = this.runMembers.get(hello.node);
+    if (inRun === undefined) this.requestRun(`node ${hello.node} joined`);
+    else if (inRun !== hello.instance) this.requestRun(`node ${hello.node} restarted`);
     else if (hello.generation < this.generation) this.sendRun();
+  }
+
+  /** A node stops running the job: its tasks move now, without waiting for its silence. */
+  leave(node: string): void {
+    if (!this.active || !this.members.delete(node)) return;
+    if (!this.gathering && this.runMembers.has(node)) this.requestRun(`node ${node} left`);
   }
 
   /** This node lost (or gave up) the lease. */
@@ -107,6 +152,15 @@ export class JobCoordinator {
     this.running = false;
     this.abandon('this node no longer leads');
     clearTimeout(this.timer);
+    clearInterval(this.membership);
+    clearTimeout(this.gatherTimer);
+    this.members.clear();
+    this.runMembers.clear();
+  }
+
+  /** The manifest of the last checkpoint this coordinator committed or started from. */
+  get lastCommitted(): CheckpointManifest | undefined {
+    return this.previous?.manifest;
   }
 
   /** Takes a checkpoint now; resolves with its id once committed. */
@@ -127,23 +181,63 @@ export class JobCoordinator {
     this.work = this.work.then(step).catch((err) => this.onError(err));
   }
 
+  /** Nodes silent for `memberTimeoutMs` are gone; a run that had one restarts without it. */
+  private expireMembers(): void {
+    const now = Date.now();
+    if (now - this.lastExpiry > this.o.memberTimeoutMs / 2) {
+      // This process stalled (GC, CPU starvation, SIGSTOP): the hellos it did not read are no sign of dead nodes.
+      for (const m of this.members.values()) m.seen = Math.max(m.seen, now - this.o.heartbeatMs);
+    }
+    this.lastExpiry = now;
+    const deadline = now - this.o.memberTimeoutMs;
+    for (const [node, { seen }] of this.members) {
+      if (seen >= deadline) continue;
+      this.members.delete(node);
+      this.log.warn({ node, silentMs: Date.now() - seen }, 'node silent too long: taken for dead');
+      if (!this.gathering && this.runMembers.has(node)) this.requestRun(`node ${node} is silent`);
+    }
+  }
+
+  /** Queues a new run unless one is queued already (several joins at once make one run). */
+  private requestRun(why: string): void {
+    if (this.runRequested) return;
+    this.runRequested = true;
+    this.serial(() => this.newRun(why));
+  }
+
   private async newRun(why: string): Promise<void> {
+    this.runRequested = false;
     if (!this.active) return;
     this.running = false;
     this.abandon('the job restarts');
     clearTimeout(this.timer);
     this.ready.clear();
-    this.previous = await this.o.manifests.latest(this.o.channel.job);
-    this.generation = await this.o.runs.next(this.o.channel.job);
-    const checkpoint = this.previous?.manifest.checkpoint ?? 0;
+    // Between runs there is none: readies, acks and failures of the old one no longer count.
+    this.generation = 0;
+    // The members now make this run; one that says hello while it starts makes the next.
+    this.runMembers = new Map([...this.members].map(([node, m]) => [node, m.instance]));
+    if (this.runMembers.size === 0) {
+      this.log.warn({ why }, 'no live node to run the job on; waiting for one');
+      return;
+    }
+    const previous = await this.o.manifests.latest(this.o.channel.job);
+    const generation = await this.o.runs.next(this.o.channel.job);
+    if (!this.active) return;
+    this.previous = previous;
+    this.generation = generation;
+    const checkpoint = previous?.manifest.checkpoint ?? 0;
     this.nextCheckpoint = Math.max(this.nextCheckpoint, checkpoint + 1);
-    this.log.info({ generation: this.generation, checkpoint, why }, 'new run of the job');
+    const before = this.assignment;
+    this.assignment = assignTasks(this.o.tasks, [...this.runMembers.keys()], before);
+    const moved = before.size === 0 ? [] : movedTasks(this.assignment, before);
+    this.log.info({ generation, checkpoint, why, nodes: [...this.runMembers.keys()].sort(), moved }, 'new run of the job');
     this.sendRun();
   }
 
   private sendRun(): void {
     const checkpoint = this.previous?.manifest.checkpoint ?? 0;
-    this.o.channel.send('run', { leaderEpoch: this.epoch, generation: this.generation, checkpoint });
+    const assignment = Object.fromEntries(this.assignment);
+    this.o.channel.send('run', { leaderEpoch: this.epoch, generation: this.generation, checkpoint, assignment });
   }
 
   /** A task of the current run failed: a new run, after a backoff that grows while runs keep failing before a checkpoint commits. */
@@ -154,7 +248,7 @@ export class JobCoordinator {
     this.running = false;
     setTimeout(() => {
       this.restarting = false;
-      this.serial(() => this.newRun(`task ${task} failed: ${error}`));
+      this.requestRun(`task ${task} failed: ${error}`);
     }, delayMs).unref();
   }
 
@@ -219,15 +313,16 @@ export class JobCoordinator {
     void this.afterCommit(manifest.tasks).catch((err) => this.log.warn({ err }, 'cleaning up after a checkpoint failed'));
   }
 
-  /** Trims internal streams below what the checkpoint consumed, and collects snapshots no retained checkpoint needs. */
+  /** Trims internal streams below what the checkpoint consumed, and collects snapshots no retained checkpoint or savepoint needs. */
   private async afterCommit(tasks: Record<string, TaskCheckpoint>): Promise<void> {
     for (const [task, input] of this.o.internalInputs) {
       const position = tasks[task]?.positions[input.subject];
       if (position) await this.o.jsm.streams.purge(input.stream, { filter: input.subject, seq: position + 1 });
     }
-    const retained = await this.o.manifests.retained(this.o.channel.job);
+    const job = this.o.channel.job;
+    const kept = [...(await this.o.manifests.retained(job)).map((r) => r.manifest), ...(await this.o.savepoints.list(job)).map((s) => s.manifest)];
     for (const task of this.o.tasks) {
-      const keep = new Set(retained.flatMap((r) => r.manifest.tasks[task]?.snapshots ?? []));
+      const keep = new Set(kept.flatMap((m) => m.tasks[task]?.snapshots ?? []));
       if (keep.size > 0) await this.o.snapshots.collect(task, keep);
     }
   }
@@ -249,6 +344,6 @@ export class JobCoordinator {
       return;
     }
     this.log.error({ err }, 'coordinator step failed; starting a new run');
-    if (this.active) setTimeout(() => this.serial(() => this.newRun('after a coordinator error')), 1000).unref();
+    if (this.active) setTimeout(() => this.requestRun('after a coordinator error'), 1000).unref();
   }
 }

@@ -30,6 +30,8 @@ export interface CheckpointManifest {
   /** ms since the epoch */
   readonly completedAt: number;
   readonly tasks: Readonly<Record<string, TaskCheckpoint>>;
+  /** Set on a manifest written by a savepoint restore: the savepoint and the checkpoint it was taken at. */
+  readonly restoredFrom?: { readonly savepoint: string; readonly checkpoint: number };
 }
 
 export interface StoredManifest {

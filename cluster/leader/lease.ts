@@ -5,7 +5,10 @@
  * only grows, so tasks can refuse commands carrying an older epoch (fencing).
  *
  * A leader steps down on its own as soon as a renewal fails or its lease may
- * have expired by its own clock, before another node can have won.
+ * have expired by its own clock, before another node can have won. A node
+ * that starts and finds the lease under its own name (an earlier life,
+ * killed and restarted) takes it back at once, with a new epoch, instead of
+ * waiting out the TTL.
  */
 import type { JetStreamClient, KV } from 'nats';
 import { isWrongLastSequence, translateNatsError } from '../transport/nats-errors.js';
@@ -27,11 +30,14 @@ export interface LeaseOptions {
 
 export type LeaseStatus =
   | { readonly role: 'leader'; readonly epoch: number }
-  | { readonly role: 'follower'; readonly leader: string | undefined; readonly epoch: number | undefined }
+  | { readonly role: 'follower'; readonly leader: string | undefined; readonly epoch: number | undefined; readonly reason?: string }
   | { readonly role: 'stopped' };
 
 export const DEFAULT_LEASE_BUCKET = 'millrace_leases';
 export const DEFAULT_LEASE_TTL_MS = 5000;
+
+/** How long after a lease's expiry (by the server's timestamp) a follower tries to win it. */
+const EXPIRY_MARGIN_MS = 10;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -47,6 +53,9 @@ export class LeaderLease {
   /** By our own clock, the lease is surely ours until then. */
   private validUntil = 0;
   private timer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  /** Whether this process has seen the lease held: only a fresh process reclaims its node's lease. */
+  private observed = false;
   private busy = false;
 
   private constructor(
@@ -89,6 +98,7 @@ export class LeaderLease {
   /** Stops campaigning; a leader deletes its lease so another node can win at once. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    clearTimeout(this.expiryTimer);
     const wasLeader = this.status.role === 'leader';
     this.set({ role: 'stopped' });
     if (wasLeader) {
@@ -128,18 +138,18 @@ export class LeaderLease {
 
   private async renew(): Promise<void> {
     const started = Date.now();
-    if (started >= this.validUntil) return this.stepDown();
+    if (started >= this.validUntil) return this.stepDown(`not renewed for ${started - this.validUntil + this.options.ttlMs} ms`);
     const epoch = (this.status as { epoch: number }).epoch;
     try {
       this.revision = await this.kv.update(this.options.key, this.encode({ node: this.options.nodeId, epoch }), this.revision);
       this.validUntil = started + this.options.ttlMs;
-    } catch {
-      this.stepDown();
+    } catch (err) {
+      this.stepDown(`renewal failed: ${(err as Error)?.message ?? String(err)}`);
     }
   }
 
-  private stepDown(): void {
-    this.set({ role: 'follower', leader: undefined, epoch: undefined });
+  private stepDown(reason: string): void {
+    this.set({ role: 'follower', leader: undefined, epoch: undefined, reason });
   }
 
   /** Follower: learns who leads, for status displays. */
@@ -148,11 +158,42 @@ export class LeaderLease {
       const entry = await this.kv.get(this.options.key);
       if (!entry || entry.operation !== 'PUT') return this.setFollower(undefined, undefined);
       const holder = JSON.parse(decoder.decode(entry.value)) as Holder;
+      if (holder.node === this.options.nodeId && !this.observed) return await this.reclaim(entry.revision);
+      this.observed = true;
       // The first write of a lease carries epoch 0: its epoch is the revision of that create.
       this.setFollower(holder.node, holder.epoch || entry.revision);
+      this.tryAt(entry.created.getTime() + this.options.ttlMs + EXPIRY_MARGIN_MS);
     } catch {
       this.setFollower(undefined, undefined);
     }
+  }
+
+  /**
+   * A fresh process finds the lease under its node's name: an earlier life
+   * of the node, killed and restarted. Waiting out the TTL would leave the
+   * cluster without a coordinator for nothing, so take it back, with
+   * compare-and-set against the revision seen and a new epoch (the revision
+   * of this write), which fences whatever the earlier life still sends.
+   * Only once, at start: two live processes with one node id (a
+   * misconfiguration) must not take the lease from each other in turn.
+   */
+  private async reclaim(revision: number): Promise<void> {
+    this.observed = true;
+    const started = Date.now();
+    try {
+      this.revision = await this.kv.update(this.options.key, this.encode({ node: this.options.nodeId, epoch: 0 }), revision);
+      this.validUntil = started + this.options.ttlMs;
+      this.set({ role: 'leader', epoch: this.revision });
+    } catch {
+      this.setFollower(undefined, undefined); // another node won meanwhile; the next tick looks again
+    }
+  }
+
+  /** One extra attempt when the holder's lease expires, unless renewed: takeover within the TTL, not TTL plus a tick. */
+  private tryAt(time: number): void {
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = setTimeout(() => void this.tick(), Math.max(0, time - Date.now()));
+    this.expiryTimer.unref();
   }
 
   private setFollower(leader: string | undefined, epoch: number | undefined): void {

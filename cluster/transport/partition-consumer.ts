@@ -1,19 +1,23 @@
 /**
- * The mailbox of a task: a durable pull consumer over one partition subject,
- * (re)created at task start from the position of the checkpoint the task
+ * The mailbox of a task: a pull consumer over one partition subject,
+ * created at task start from the position of the checkpoint the task
  * restored, so the checkpoint, not the server, decides where a task resumes.
+ * Its name carries the run's generation, so a node starting a task never
+ * touches the consumer of the same task in an older run that another node
+ * may still be stopping; a stopped task deletes its consumer, and one left
+ * by a killed node is deleted by the server after `inactiveThresholdMs`.
  * It acknowledges nothing (AckPolicy.None): exactly-once rests on the
  * positions in checkpoint manifests, not on acks, which the server accepts
  * late for messages it already redelivered. Flow control is the pull: the
  * client asks for at most `maxAckPending` messages at a time.
  */
-import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
+import { AckPolicy, DeliverPolicy, nanos, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
 import { isConsumerNotFound, isStreamNotFound, translateNatsError } from './nats-errors.js';
 import { ErrorCodes, millraceError } from '../../errors.js';
 
 export interface PartitionConsumerOptions {
   stream: string;
-  /** Durable name, unique per task. */
+  /** Durable name, unique per task and run. */
   durable: string;
   /** Only this subject; all of the stream when undefined. */
   filterSubject: string | undefined;
@@ -23,7 +27,11 @@ export interface PartitionConsumerOptions {
   maxAckPending: number;
   /** Messages per pull request. @default 1000 */
   batch?: number;
+  /** The server deletes the consumer after this long without a pull. @default 60000 */
+  inactiveThresholdMs?: number;
 }
+
+const DEFAULT_INACTIVE_THRESHOLD_MS = 60_000;
 
 export interface PartitionConsumer {
   readonly messages: AsyncIterable<JsMsg>;
@@ -37,6 +45,7 @@ export async function openPartitionConsumer(
   options: PartitionConsumerOptions,
 ): Promise<PartitionConsumer> {
   const what = `consumer "${options.durable}" on stream "${options.stream}"`;
+  // A task that reopens its input in the same run finds its earlier consumer, unless its stop already deleted it.
   try {
     await jsm.consumers.delete(options.stream, options.durable);
   } catch (err) {
@@ -56,6 +65,7 @@ export async function openPartitionConsumer(
     await jsm.consumers.add(options.stream, {
       durable_name: options.durable,
       ack_policy: AckPolicy.None,
+      inactive_threshold: nanos(options.inactiveThresholdMs ?? DEFAULT_INACTIVE_THRESHOLD_MS),
       ...(options.filterSubject ? { filter_subject: options.filterSubject } : {}),
       ...start,
     });
@@ -66,6 +76,10 @@ export async function openPartitionConsumer(
   }
   return {
     messages,
-    stop: () => messages.stop(),
+    stop: () => {
+      messages.stop();
+      // Best effort: when it fails (server away), the inactive threshold removes the consumer.
+      jsm.consumers.delete(options.stream, options.durable).catch(() => undefined);
+    },
   };
 }

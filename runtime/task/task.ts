@@ -27,6 +27,7 @@
  * harness does) the task seals every `commitEveryRecords` records and when
  * it stops, and publishes sink outputs at once.
  */
+import { setImmediate as yieldImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { ErrorCodes, isMillraceError, millraceError, type MillraceError } from '../../errors.js';
 import type { KeyedDefinition } from '../api/keyed.js';
@@ -37,7 +38,7 @@ import { decodeKey, decodeTimerKey, keyspace, positionKey, stagedKey, stagedPref
 import { positionWrite, readTaskPosition } from '../state/task-position.js';
 import { TimerQueue, type Timer } from '../state/timer-queue.js';
 import { decodeMsgpack, encodeMsgpack } from '../wire/codec.js';
-import { BARRIER_HEADER, GENERATION_HEADER, PRODUCER_HEADER } from '../wire/headers.js';
+import { BARRIER_HEADER, GENERATION_HEADER, MSG_ID_HEADER, PRODUCER_HEADER } from '../wire/headers.js';
 import { partitionSubjects } from '../wire/subjects.js';
 import { BarrierAligner } from './barrier-aligner.js';
 import { buildChain, type Emit } from './chain.js';
@@ -58,6 +59,12 @@ export interface TaskCheckpointing {
   readonly sinkMode?: 'transactional' | 'immediate';
   /** Records held during one barrier alignment before the task gives that checkpoint up. @default 100000 */
   readonly maxAlignmentRecords?: number;
+  /**
+   * The restored state comes from a savepoint: the sink outputs staged in it
+   * were published when its checkpoint first committed, so they are dropped,
+   * not published again. @default false
+   */
+  readonly discardRestoredStaged?: boolean;
 }
 
 export interface SealedCheckpoint {
@@ -103,6 +110,8 @@ type StagedOutput = [subject: string, data: Uint8Array, key: string, timestamp: 
 
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const DEFAULT_MAX_ALIGNMENT_RECORDS = 100_000;
+/** How long a task processes records before it lets the event loop run. */
+const TIME_SLICE_MS = 20;
 
 export class Task {
   readonly id: string;
@@ -148,9 +157,22 @@ export class Task {
   private wakeTimer: NodeJS.Timeout | undefined;
   private wakeAt = Infinity;
   private failure: MillraceError | Error | undefined;
+  /**
+   * How output ids begin: `<task>:<generation>:` for an internal stream (a
+   * new run's records must not be taken for duplicates of the old run's, which
+   * downstream ignores anyway), `<task>:` for a sink (a record replayed by a
+   * new run gets the id of its first publication, so JetStream drops the copy
+   * within its duplicate window).
+   */
+  private readonly idPrefix: string;
+  /** Whether the input is an internal stream: outputs then take their origin from the input record's id. */
+  private readonly chainedOrigin: boolean;
   /** Prefix of the message ids of what the current record or timer emits, and the next index. */
   private origin = '';
   private outIndex = 0;
+  /** Records since the event loop last ran, and when it must run again. */
+  private sinceYield = 0;
+  private yieldAt = 0;
   private loop: Promise<void> | undefined;
   /** Reused for every record: decoding allocates no holder object. */
   private readonly scratch: DecodedRecord = { value: undefined, key: '', timestamp: 0 };
@@ -165,6 +187,8 @@ export class Task {
     this.decode = recordDecoder(stage.input, options.inputStream);
     this.prefixes.push(this.positionKey, stagedPrefix(job, stage.id, partition));
     const internalOutput = internalOutputStream(stage);
+    this.idPrefix = internalOutput ? `${this.id}:${this.generation}:` : `${this.id}:`;
+    this.chainedOrigin = stage.input.kind === 'stream' && stage.input.internal;
     this.barrierSubjects = internalOutput ? partitionSubjects(internalOutput, options.outputPartitions) : [];
     this.transactional = checkpointing !== undefined && !internalOutput && checkpointing.sinkMode !== 'immediate';
     this.aligner =
@@ -188,6 +212,7 @@ export class Task {
     this.aligner?.restoredFrom(stored.checkpoint);
     for (const op of this.operators) op.timers.restore(await this.storedTimers(op));
     await this.restoreStaged();
+    if (this.options.checkpointing?.discardRestoredStaged) this.discardStaged();
     // What the backend holds is a committed checkpoint's state: its staged outputs may go out.
     if (this.options.checkpointing && this.staged.size > 0) this.publishStaged(stored.checkpoint);
     this.input = await this.options.openInput(this.seen + 1);
@@ -259,6 +284,7 @@ export class Task {
           this.dispatch(msg);
           await this.drainReplay();
           if (this.state !== 'running') break;
+          if ((++this.sinceYield & 255) === 0 && performance.now() >= this.yieldAt) await this.yieldToEventLoop();
           if (output.outstanding >= output.window) await output.capacity();
           if (!this.options.checkpointing && this.uncommitted >= (this.options.commitEveryRecords ?? 5000)) this.seal(0);
         }
@@ -283,6 +309,16 @@ export class Task {
     } finally {
       clearTimeout(this.wakeTimer);
     }
+  }
+
+  /**
+   * Lets timers and I/O run: a backlog is delivered faster than it is
+   * processed, so without this a task could hold the event loop for seconds
+   * and starve what must stay punctual on it (lease renewals, heartbeats).
+   */
+  private async yieldToEventLoop(): Promise<void> {
+    await yieldImmediate();
+    this.yieldAt = performance.now() + TIME_SLICE_MS;
   }
 
   /** Routes one delivered message: an old-generation leftover, a barrier, a held record, or a record to process. */
@@ -331,11 +367,26 @@ export class Task {
     this.replay.length = 0;
   }
 
+  /**
+   * What identifies a record across runs: its input sequence, except behind
+   * an internal stream, whose sequences differ from run to run. There it is
+   * the upstream output's id without its generation
+   * (`<upstream task>:<gen>:<origin>:<i>` → `<upstream task>:<origin>:<i>`), the
+   * same in every run that replays the record.
+   */
+  private originOf(msg: InputMessage): string {
+    const id = this.chainedOrigin ? msg.headers?.get(MSG_ID_HEADER) : undefined;
+    if (!id) return String(msg.seq);
+    const task = id.indexOf(':');
+    const generation = id.indexOf(':', task + 1);
+    return task > 0 && generation > task ? id.slice(0, task) + id.slice(generation) : String(msg.seq);
+  }
+
   /** Runs one record through the chain; a bad record is reported and skipped. */
   private handle(msg: InputMessage): void {
     this.uncommitted++;
     this.processed++;
-    this.origin = `${this.id}:${this.generation}:${msg.seq}:`;
+    this.origin = `${this.idPrefix}${this.originOf(msg)}:`;
     this.outIndex = 0;
     try {
       const rec = this.scratch;
@@ -430,6 +481,13 @@ export class Task {
     return this.uncommitted > 0 || this.operators.some((op) => op.store.dirtyCount > 0 || op.timers.dirtyCount > 0);
   }
 
+  /** Drops every staged output unpublished; their keys go with the next seal. */
+  private discardStaged(): void {
+    const { job, stage, partition } = this.options;
+    for (const checkpoint of this.staged.keys()) this.publishedStaged.push(stagedKey(job, stage.id, partition, checkpoint));
+    this.staged.clear();
+  }
+
   /** Publishes the staged outputs of every checkpoint up to `n`, in order; their keys go with the next seal. */
   private publishStaged(n: number): void {
     const { job, stage, partition, output } = this.options;
@@ -493,7 +551,7 @@ export class Task {
     try {
       for (const op of this.operators) {
         for (let t = op.timers.popDue(now); t; t = op.timers.popDue(now)) {
-          this.origin = `${this.id}:${this.generation}:t:${t.ts}:${t.key}:`;
+          this.origin = `${this.idPrefix}t:${t.ts}:${t.key}:`;
           this.outIndex = 0;
           try {
             op.fire(t);

@@ -50,7 +50,7 @@ export const HARNESS_OUTPUT_STREAM = 'harness-output';
 export interface EmittedRecord<T> extends StreamRecord<T> {
   /** `mr.harness-output.<partition of key>`. */
   readonly subject: string;
-  /** Its `Nats-Msg-Id`: `<job>/s0/<partition>:0:<inputSeq>:<i>`, or `<job>/s0/<partition>:0:t:<ts>:<key>:<i>` from a timer (0: the harness's generation). */
+  /** Its `Nats-Msg-Id`: `<job>/s0/<partition>:<inputSeq>:<i>`, or `<job>/s0/<partition>:t:<ts>:<key>:<i>` from a timer. */
   readonly msgId: string;
 }
 
@@ -294,9 +294,9 @@ export class KeyedHarness<In, Out, S extends StateSpecs> {
     return task;
   }
 
-  /** The input sequence a record output came from (its msg id is `<task>:0:<seq>:<i>`); undefined for a timer's. */
+  /** The input sequence a record output came from (its msg id is `<task>:<seq>:<i>`); undefined for a timer's. */
   private inputSeqOf(record: EmittedRecord<Out>): number | undefined {
-    const rest = record.msgId.slice(this.task.id.length + 3);
+    const rest = record.msgId.slice(this.task.id.length + 1);
     const seq = Number(rest.slice(0, rest.indexOf(':')));
     return Number.isSafeInteger(seq) ? seq : undefined;
   }
@@ -305,7 +305,7 @@ export class KeyedHarness<In, Out, S extends StateSpecs> {
   private absorb(): EmittedRecord<Out>[] {
     const fresh: EmittedRecord<Out>[] = [];
     const published = this.outputPort.published;
-    const timerOrigin = `${this.task.id}:0:t:`;
+    const timerOrigin = `${this.task.id}:t:`;
     for (; this.decoded < published.length; this.decoded++) {
       const m = published[this.decoded]!;
       const record: EmittedRecord<Out> = {

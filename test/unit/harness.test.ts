@@ -76,7 +76,7 @@ async function run(t: ExecutionContext, openBackend: () => Promise<StateBackend>
       out.key === p.user &&
       out.timestamp === p.timestamp &&
       out.subject === `mr.harness-output.${partitionOf(p.user, 4)}` &&
-      out.msgId === `harness/s0/0:0:${i + 1}:0`;
+      out.msgId === `harness/s0/0:${i + 1}:0`;
     return ok ? [] : [{ i, out, expected }];
   });
   t.deepEqual(mismatches.slice(0, 3), [], `${mismatches.length} outputs differ from the reference`);

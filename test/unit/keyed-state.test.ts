@@ -318,9 +318,9 @@ test('timer outputs have ids <task>:<generation>:t:<ts>:<key>:<i>', async (t) =>
   await h.process({ at: 1100 }, { key: 'b:c' });
   const fired = await h.advanceProcessingTime(100);
   t.deepEqual(fired.map((r) => r.msgId), [
-    'harness/s0/0:0:t:1100:a:0',
-    'harness/s0/0:0:t:1100:a:1',
-    'harness/s0/0:0:t:1100:b:c:0',
-    'harness/s0/0:0:t:1100:b:c:1',
+    'harness/s0/0:t:1100:a:0',
+    'harness/s0/0:t:1100:a:1',
+    'harness/s0/0:t:1100:b:c:0',
+    'harness/s0/0:t:1100:b:c:1',
   ]);
 });

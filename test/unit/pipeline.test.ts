@@ -140,10 +140,10 @@ test('filter, map and flatMap run fused, in declaration order, record by record'
     'filter 300', 'map 300', 'flatMap 3', 'map2 3', 'map2 -3',
   ]);
   t.deepEqual(published.map((p) => [p.value, p.key, p.msgId]), [
-    ['v2', 'a', 'j/s0/0:0:1:0'],
-    ['v-2', 'a', 'j/s0/0:0:1:1'],
-    ['v3', 'c', 'j/s0/0:0:3:0'],
-    ['v-3', 'c', 'j/s0/0:0:3:1'],
+    ['v2', 'a', 'j/s0/0:1:0'],
+    ['v-2', 'a', 'j/s0/0:1:1'],
+    ['v3', 'c', 'j/s0/0:3:0'],
+    ['v-3', 'c', 'j/s0/0:3:1'],
   ]);
   t.deepEqual(seen[0], { value: 2, key: 'a', timestamp: 1_700_000_000_000 }, 'a function taking the record sees key and event time');
 });

@@ -86,6 +86,8 @@ const S1 = clicks.stages[1]!;
 /** The upstream tasks of S1 in these tests: two partitions of S0. */
 const A = `${CLICKS}/s0/0`;
 const B = `${CLICKS}/s0/1`;
+/** The S1 task the tests run. */
+const S1_TASK = `${CLICKS}/s1/0`;
 
 const Counter = keyed({
   name: 'counter',
@@ -205,12 +207,12 @@ function order(input: MemoryInput, o: { emit?: number } = {}): number {
   return input.push({ data: encodeMsgpack(o), headers: { 'Mr-Key': 'k', 'Mr-Ts': '1000' } });
 }
 
-/** Pushes a record of the internal stream clicks__s1 as `producer` of `generation` published it. */
-function view(input: MemoryInput, producer: string, generation: number, page: string, user = 'u'): number {
+/** Pushes a record of the internal stream clicks__s1 as `producer` of `generation` published it (under `msgId`, if given). */
+function view(input: MemoryInput, producer: string, generation: number, page: string, user = 'u', msgId?: string): number {
   const v: View = { user, page, n: 1 };
   return input.push({
     data: encodeMsgpack(v),
-    headers: { 'Mr-Key': page, 'Mr-Ts': '1000', 'Mr-Producer': producer, 'Mr-Gen': String(generation) },
+    headers: { 'Mr-Key': page, 'Mr-Ts': '1000', 'Mr-Producer': producer, 'Mr-Gen': String(generation), ...(msgId ? { 'Nats-Msg-Id': msgId } : {}) },
   });
 }
 
@@ -621,13 +623,9 @@ test('immediate sink mode: a checkpoint is handed to sealed() only after the out
   await until(() => sealed.length === 1);
 });
 
-// BUG (runtime/task/task.ts, handle() and fireTimers(): `origin` is `<task>:<generation>:...` for every
-// output, sink outputs included). A rollback always starts a new generation, so a single-stage job replaying
-// records after its checkpoint publishes them to the sink under new ids and JetStream stores them again, even
-// within its duplicate window. docs/reference/configuration.md promises `immediate` dedups within the window
-// ("deterministic message ids ... a replay after JetStream's duplicate window stores them again"). The
-// generation is needed only in ids of internal outputs (decision 003, "Generations in ids").
-test.failing('immediate sink mode: a record replayed after a rollback is published under the id of its first publication, so JetStream drops the copy', async (t) => {
+// Only internal outputs carry the generation in their ids (decision 003, "Generations in ids"): a sink
+// output replayed by a later run keeps the id of its first publication.
+test('immediate sink mode: a record replayed after a rollback is published under the id of its first publication, so JetStream drops the copy', async (t) => {
   const backend = createMemoryBackend();
   const input = memoryInput();
   const run1 = await startTask(t, { job: ORDERS, stage: ORDERS_S0, generation: 1, sinkMode: 'immediate', backend, input });
@@ -638,6 +636,23 @@ test.failing('immediate sink mode: a record replayed after a rollback is publish
   await input.idle();
   t.deepEqual(bodies(run2.output), bodies(run1.output), 'the same outputs again');
   t.deepEqual(ids(run2.output), ids(run1.output));
+});
+
+test('immediate sink mode behind an internal stream: a replayed record keeps its id though its input sequence changed', async (t) => {
+  const backend = createMemoryBackend();
+  const input = memoryInput();
+  const run1 = await startTask(t, { job: CLICKS, stage: S1, upstream: [A], generation: 1, sinkMode: 'immediate', outputPartitions: 1, backend, input });
+  view(input, A, 1, 'home', 'u', `${A}:1:7:0`);
+  view(input, A, 1, 'cart', 'u', `${A}:1:8:0`);
+  await input.idle();
+  await run1.task.stop(); // the run fails before any checkpoint
+  // The upstream task replays its input seqs 7 and 8 in generation 2: new records at new positions of the internal stream.
+  const run2 = await startTask(t, { job: CLICKS, stage: S1, upstream: [A], generation: 2, sinkMode: 'immediate', outputPartitions: 1, backend, input });
+  view(input, A, 2, 'home', 'u', `${A}:2:7:0`);
+  view(input, A, 2, 'cart', 'u', `${A}:2:8:0`);
+  await input.idle();
+  t.deepEqual(ids(run1.output), [`${S1_TASK}:${A}:7:0:0`, `${S1_TASK}:${A}:8:0:0`]);
+  t.deepEqual(ids(run2.output).slice(-2), ids(run1.output), 'the replayed records publish under their first ids');
 });
 
 test('a rejected flush of published staged outputs fails the task', async (t) => {

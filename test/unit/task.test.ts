@@ -192,7 +192,7 @@ test('a stop with nothing processed since the last seal writes nothing more', as
   t.deepEqual(spy.positions(), [2, 4]);
 });
 
-test('outputs are published at once, before any seal, under ids <task>:0:<seq>:<i>', async (t) => {
+test('outputs are published at once, before any seal, under ids <task>:<seq>:<i>', async (t) => {
   const spy = spyBackend(createMemoryBackend());
   const { input, output } = await startTask(t, { backend: spy.backend });
   push(input, { emit: 2 }, 'a');
@@ -202,9 +202,9 @@ test('outputs are published at once, before any seal, under ids <task>:0:<seq>:<
   t.deepEqual(
     output.published.map((m) => [m.subject, m.msgId, m.key, decodeMsgpack(m.data)]),
     [
-      ['mr.orders-out.0', `${TASK}:0:1:0`, 'a', { key: 'a', n: 1, i: 0 }],
-      ['mr.orders-out.0', `${TASK}:0:1:1`, 'a', { key: 'a', n: 1, i: 1 }],
-      ['mr.orders-out.0', `${TASK}:0:2:0`, 'b', { key: 'b', n: 1, i: 0 }],
+      ['mr.orders-out.0', `${TASK}:1:0`, 'a', { key: 'a', n: 1, i: 0 }],
+      ['mr.orders-out.0', `${TASK}:1:1`, 'a', { key: 'a', n: 1, i: 1 }],
+      ['mr.orders-out.0', `${TASK}:2:0`, 'b', { key: 'b', n: 1, i: 0 }],
     ],
   );
   t.deepEqual(output.barriers, [], 'a task alone publishes no barriers');
@@ -240,8 +240,8 @@ test('a restarted task resumes after the sealed position: records delivered agai
   t.deepEqual(
     output.published.map((m) => [m.msgId, decodeMsgpack(m.data)]),
     [
-      [`${TASK}:0:4:0`, { key: 'k1', n: 4, i: 0 }],
-      [`${TASK}:0:5:0`, { key: 'k1', n: 5, i: 0 }],
+      [`${TASK}:4:0`, { key: 'k1', n: 4, i: 0 }],
+      [`${TASK}:5:0`, { key: 'k1', n: 5, i: 0 }],
     ],
   );
 });
@@ -264,7 +264,7 @@ test('output message ids are deterministic: records replayed after a crash are p
   const second = await startTask(t, { backend: spy.backend, input, output: replay });
   await input.idle();
   t.is(second.task.processed, 1, 'only record 3 is processed again');
-  t.deepEqual(ids(replay), [`${TASK}:0:3:0`, `${TASK}:0:3:1`, `${TASK}:0:3:2`]);
+  t.deepEqual(ids(replay), [`${TASK}:3:0`, `${TASK}:3:1`, `${TASK}:3:2`]);
   t.deepEqual(
     replay.published.map((m) => [m.msgId, decodeMsgpack(m.data)]),
     lost.published.slice(3).map((m) => [m.msgId, decodeMsgpack(m.data)]),
@@ -280,7 +280,7 @@ test('a record whose body does not decode is skipped and reported with its seq a
   await input.idle();
   t.deepEqual(letters.map((l) => [l.seq, l.error.code, l.stream, l.task]), [[2, ErrorCodes.RECORD_DECODE, 'orders-in', TASK]]);
   t.deepEqual(letters[0]!.headers, { 'Mr-Key': 'k1', 'Mr-Ts': '1000' });
-  t.deepEqual(ids(output), [`${TASK}:0:1:0`, `${TASK}:0:3:0`]);
+  t.deepEqual(ids(output), [`${TASK}:1:0`, `${TASK}:3:0`]);
   t.is(task.skipped, 1);
   await task.stop();
   t.is(task.committedSeq, 3, 'a skipped record is sealed past with the rest');
@@ -381,16 +381,16 @@ test('a seal reaches the backend only after JetStream acknowledged the outputs p
   t.deepEqual(outstandingAtWrite, [0], 'no output was outstanding when the batch was written');
 });
 
-test('a processing-time timer fires when the clock reaches it, under id <task>:0:t:<ts>:<key>:0', async (t) => {
+test('a processing-time timer fires when the clock reaches it, under id <task>:t:<ts>:<key>:0', async (t) => {
   const clock = manualClock(1000);
   const { input, output } = await startTask(t, { now: clock.now });
   push(input, { timerIn: 10 }, 'a');
   await input.idle();
   await sleep(20);
-  t.deepEqual(ids(output), [`${TASK}:0:1:0`], 'not due before the clock moves');
+  t.deepEqual(ids(output), [`${TASK}:1:0`], 'not due before the clock moves');
   clock.advance(10);
   await until(() => output.published.length === 2);
-  t.deepEqual([output.published[1]!.msgId, decodeMsgpack(output.published[1]!.data)], [`${TASK}:0:t:1010:a:0`, { key: 'a', timer: 1010 }]);
+  t.deepEqual([output.published[1]!.msgId, decodeMsgpack(output.published[1]!.data)], [`${TASK}:t:1010:a:0`, { key: 'a', timer: 1010 }]);
 });
 
 test('a timer sealed by one task fires in the task restarted from its backend, and firing it deletes it from the backend', async (t) => {
@@ -402,12 +402,12 @@ test('a timer sealed by one task fires in the task restarted from its backend, a
   await input.idle();
   await first.task.stop();
   t.is(await storedTimerCount(backend), 1);
-  t.deepEqual(ids(first.output), [`${TASK}:0:1:0`]);
+  t.deepEqual(ids(first.output), [`${TASK}:1:0`]);
 
   clock.advance(10);
   const second = await startTask(t, { backend, input, now: clock.now });
   await until(() => second.output.published.length === 1);
-  t.deepEqual(ids(second.output), [`${TASK}:0:t:1010:a:0`]);
+  t.deepEqual(ids(second.output), [`${TASK}:t:1010:a:0`]);
   await second.task.stop();
   t.is(await storedTimerCount(backend), 0);
 });
