@@ -17,8 +17,8 @@ const USAGE = `usage: node dist/test/chaos/run.js [options]
   --events N          input events per run (default 1000000)
   --runs N            runs in a row (default 3)
   --nodes N           millrace node processes (default 3)
-  --subjects N        input subjects = source partitions (default 4)
-  --partitions K,G,O  partitions of the keyBy(key), keyBy(group) and output streams (default 8,4,8)
+  --subjects N        input subjects = source partitions (default 3)
+  --partitions K,G,O  partitions of the keyBy(key), keyBy(group) and output streams (default 6,3,6)
   --seed N            seed of the first run; run i uses seed + i (default 20240301)
   --kills N           node SIGKILLs per run (default 12)
   --wipes N           of which also wipe the data dir (default 2)
@@ -28,9 +28,9 @@ const USAGE = `usage: node dist/test/chaos/run.js [options]
   --progress-wait S   before each fault, wait at most S seconds for both jobs' outputs to grow (default 90)
   --lease-ttl MS      leader lease TTL (default 5000)
   --interval MS       checkpoint interval (default 200)
-  --rate N            events/s published (default: spread over the fault plan; 0 = max)
-  --timeout S         per run (default 1800)
-  --drain S           after the faults, time for the outputs to complete (default 900)
+  --rate N            events/s published (default 2000, about what 3 nodes on 2 vCPUs process; 0 = max)
+  --timeout S         per run (default 2700)
+  --drain S           after the faults, time for the outputs to complete (default 1200)
   --log-level L       node log level (default info)
   --keep-logs DIR     where a failed run's logs go (default <tmp>/millrace-chaos-failures)
   --keep-logs-always  keep the logs of passed runs too
@@ -50,16 +50,16 @@ function main(): Promise<number> {
       gap: { type: 'string', default: '4-9' },
       'lease-ttl': { type: 'string', default: '5000' },
       interval: { type: 'string', default: '200' },
-      rate: { type: 'string' },
-      timeout: { type: 'string', default: '1800' },
-      drain: { type: 'string', default: '900' },
+      rate: { type: 'string', default: '2000' },
+      timeout: { type: 'string', default: '2700' },
+      drain: { type: 'string', default: '1200' },
       'log-level': { type: 'string', default: 'info' },
       'keep-logs': { type: 'string', default: join(tmpdir(), 'millrace-chaos-failures') },
       'keep-logs-always': { type: 'boolean', default: false },
       'loop-probe': { type: 'string' },
       'progress-wait': { type: 'string', default: '90' },
-      subjects: { type: 'string', default: '4' },
-      partitions: { type: 'string', default: '8,4,8' },
+      subjects: { type: 'string', default: '3' },
+      partitions: { type: 'string', default: '6,3,6' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -95,7 +95,7 @@ function main(): Promise<number> {
       gapMs: [gapLo! * 1000, gapHi! * 1000],
       leaseTtlMs: int('lease-ttl', values['lease-ttl'], 100),
       checkpointIntervalMs: int('interval', values.interval, 1),
-      publishRate: values.rate === undefined ? undefined : int('rate', values.rate),
+      publishRate: int('rate', values.rate),
       timeoutMs,
       drainTimeoutMs: int('drain', values.drain, 1) * 1000,
       progressWaitMs: int('progress-wait', values['progress-wait']) * 1000,

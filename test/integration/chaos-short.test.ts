@@ -17,7 +17,7 @@ import { runChaos } from '../chaos/harness.js';
 import { formatInputCheck } from '../chaos/input-check.js';
 
 const SEED = Number(process.env.CHAOS_SEED ?? 0x5c4a05);
-const NODES = Number(process.env.CHAOS_NODES ?? 1);
+const NODES = Number(process.env.CHAOS_NODES ?? 3);
 const EVENTS = 100_000;
 const KILLS = 3;
 
@@ -37,7 +37,7 @@ test('chaos, short: 100k events, two jobs, node kills, a leader pause and a nats
     partitions: { key: 4, group: 3, output: 4 },
     gapMs: [3_000, 6_000],
     maxDownMs: 1_000,
-    progressWaitMs: 20_000,
+    progressWaitMs: 30_000,
     leaseTtlMs: 5_000,
     checkpointIntervalMs: 200,
     timeoutMs: 200_000,
