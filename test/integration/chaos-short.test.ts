@@ -22,7 +22,7 @@ const EVENTS = 100_000;
 const KILLS = 3;
 
 test('chaos, short: 100k events, two jobs, node kills, a leader pause and a nats-server SIGKILL: exactly once', async (t) => {
-  t.timeout(240_000);
+  t.timeout(300_000);
   const lines: string[] = [];
   const run = runChaos({
     events: EVENTS,
@@ -40,8 +40,9 @@ test('chaos, short: 100k events, two jobs, node kills, a leader pause and a nats
     progressWaitMs: 30_000,
     leaseTtlMs: 5_000,
     checkpointIntervalMs: 200,
-    timeoutMs: 200_000,
-    drainTimeoutMs: 90_000,
+    // Typically 2-3 minutes on 2 vCPUs; the bound leaves room for a loaded machine, then fails with the report.
+    timeoutMs: 270_000,
+    drainTimeoutMs: 120_000,
     keepLogsDir: join(tmpdir(), 'millrace-chaos-failures'),
     log: (line) => lines.push(line),
   });
