@@ -22,6 +22,7 @@ import { ChaosCluster, type UnexpectedExit } from './cluster.js';
 import { generateInputs } from './events.js';
 import { runFaults, type FaultRecord, type FaultTally } from './fault-runner.js';
 import { formatPlan, planFaults, plannedDurationMs, type NatsSignal, type PlannedFault } from './faults.js';
+import { IdCoverage } from './outputs.js';
 import { OutputProgress } from './progress.js';
 import { EventPublisher, type PublisherStats } from './publisher.js';
 import { formatResult, summarizeLogs } from './report.js';
@@ -252,7 +253,20 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       // No more faults: every node runs, and the outputs must complete.
       await cluster.ensureRunning();
       const drainUntil = Date.now() + o.drainTimeoutMs;
-      done = await progress.waitComplete(o.events, o.settleMs ?? 3_000, () => Math.min(deadline, drainUntil));
+      // Duplicates can take a count to the expected one early: complete means every event's output is there.
+      const coverage = [new IdCoverage(nc, streams.counts, o.events), new IdCoverage(nc, streams.groups, o.events)];
+      const everyId = async () => {
+        try {
+          const distinct = [await coverage[0]!.update(), await coverage[1]!.update()];
+          const ok = distinct.every((d) => d === o.events);
+          if (!ok) log(`  outputs ${progress.counts.join(' / ')} hold ${distinct.join(' / ')} distinct events of ${o.events}: waiting for the rest`);
+          return ok;
+        } catch (err) {
+          log(`  reading the outputs failed (${(err as Error).message}); trying again at their next change`);
+          return false;
+        }
+      };
+      done = await progress.waitComplete(o.events, o.settleMs ?? 3_000, () => Math.min(deadline, drainUntil), everyId);
       processingMs = (done.complete ? progress.lastChange() : Date.now()) - publishStart;
     } finally {
       clearInterval(ticker);

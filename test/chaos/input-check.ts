@@ -36,7 +36,7 @@ export async function checkInputStream(nc: NatsConnection, stream: string, event
   const lastSeq = new Map<string, number>();
   const unknown = finding<string>();
   const outOfOrder = finding<InputOrderError>();
-  const stored = await readStream(nc, stream, (msg) => {
+  const { read: stored } = await readStream(nc, stream, (msg) => {
     let event: ChaosEvent | undefined;
     try {
       event = JSON.parse(decoder.decode(msg.data)) as ChaosEvent;

@@ -45,7 +45,7 @@ export async function readOutputs<T>(
         if (misrouted.examples.length < MAX_EXAMPLES) misrouted.examples.push(`seq ${msg.seq}: key ${key}, Mr-Key ${header}, subject ${msg.subject}`);
       }
     },
-    timeoutMs,
+    { timeoutMs },
   );
   return { records, seqs, storedAt, misrouted };
 }
@@ -59,4 +59,40 @@ export function describeCopies<T extends { id: string }>(read: OutputRead<T>, id
   const wanted = new Map(ids.map((id) => [id, [] as string[]]));
   read.records.forEach((r, i) => wanted.get(r.id)?.push(`seq ${read.seqs[i]} at t+${((read.storedAt[i]! - startedAt) / 1000).toFixed(1)} s`));
   return [...wanted].map(([id, copies]) => `${id}: ${copies.join(', ')}`);
+}
+
+/**
+ * Which of the events `e0` … `e<count - 1>` have an output in `stream`, read
+ * incrementally: each `update()` reads only what was stored since the last.
+ */
+export class IdCoverage {
+  private readonly seen: Uint8Array;
+  private distinct = 0;
+  private nextSeq = 1;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly stream: string,
+    count: number,
+  ) {
+    this.seen = new Uint8Array(count);
+  }
+
+  /** Reads the records stored since the last call; resolves with how many events have an output. */
+  async update(): Promise<number> {
+    const { lastSeq } = await readStream(
+      this.nc,
+      this.stream,
+      (msg) => {
+        const i = Number(decodeRecordValue<{ id: string }>(msg.data).id.slice(1));
+        if (Number.isInteger(i) && i >= 0 && i < this.seen.length && this.seen[i] === 0) {
+          this.seen[i] = 1;
+          this.distinct++;
+        }
+      },
+      { fromSeq: this.nextSeq },
+    );
+    this.nextSeq = Math.max(this.nextSeq, lastSeq + 1);
+    return this.distinct;
+  }
 }

@@ -40,15 +40,31 @@ export class OutputProgress {
   }
 
   /**
-   * Resolves once every stream holds at least `expected` records and the
-   * counts have not changed for `settleMs`; `complete: false` when `deadline()`
-   * (epoch ms) comes first.
+   * Resolves once every stream holds at least `expected` records, the counts
+   * have not changed for `settleMs` and `verify()` (if given) agrees: a count
+   * can reach `expected` through duplicates while records are still to come,
+   * so `verify` looks at what the streams hold. After a refusal it is asked
+   * again only once the counts have changed and settled again; with no change
+   * for `stallMs` after a refusal, or when `deadline()` (epoch ms) comes
+   * first, the result is `complete: false`.
    */
-  async waitComplete(expected: number, settleMs: number, deadline: () => number): Promise<{ complete: boolean; counts: readonly number[] }> {
+  async waitComplete(
+    expected: number,
+    settleMs: number,
+    deadline: () => number,
+    verify?: () => Promise<boolean>,
+    stallMs = 120_000,
+  ): Promise<{ complete: boolean; counts: readonly number[] }> {
+    let refusedAt = 0;
     for (;;) {
       const reached = this.latest.every((c) => c >= expected);
-      if (reached && Date.now() - this.lastChange() >= settleMs) return { complete: true, counts: this.latest };
+      const changed = this.lastChange();
+      if (reached && Date.now() - changed >= settleMs && changed > refusedAt) {
+        if (!verify || (await verify())) return { complete: true, counts: this.latest };
+        refusedAt = Date.now();
+      }
       if (Date.now() >= deadline()) return { complete: false, counts: this.latest };
+      if (refusedAt > 0 && this.lastChange() <= refusedAt && Date.now() - refusedAt >= stallMs) return { complete: false, counts: this.latest };
       await sleep(Math.min(this.intervalMs, Math.max(0, deadline() - Date.now())));
     }
   }

@@ -5,18 +5,32 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /** Attempts at the requests that set up a read, one second apart: a nats-server busy recovering may time them out. */
 const SETUP_ATTEMPTS = 5;
 
+export interface ReadOptions {
+  /** The first stream sequence to read. @default 1 */
+  readonly fromSeq?: number;
+  /** @default 300000 */
+  readonly timeoutMs?: number;
+}
+
 /**
- * Calls `onMessage` for every message of `stream` in stream order, up to the
- * last sequence the stream had when the read began; resolves with the number
- * read. Rejects after `timeoutMs`.
+ * Calls `onMessage` for every message of `stream` in stream order, from
+ * `fromSeq` up to the last sequence the stream had when the read began;
+ * resolves with the number read and that last sequence. Rejects after
+ * `timeoutMs`.
  */
-export async function readStream(nc: NatsConnection, stream: string, onMessage: (msg: JsMsg) => void, timeoutMs = 300_000): Promise<number> {
+export async function readStream(
+  nc: NatsConnection,
+  stream: string,
+  onMessage: (msg: JsMsg) => void,
+  { fromSeq = 1, timeoutMs = 300_000 }: ReadOptions = {},
+): Promise<{ read: number; lastSeq: number }> {
   const jsm = await retry(() => nc.jetstreamManager());
   const { state } = await retry(() => jsm.streams.info(stream));
-  if (state.messages === 0) return 0;
   const lastSeq = state.last_seq;
-  // An ordered consumer starts at the first message by default (see count-data.ts about deliver_policy).
-  const messages = await retry(async () => (await nc.jetstream().consumers.get(stream)).consume({ max_messages: 5_000 }));
+  if (state.messages === 0 || lastSeq < fromSeq) return { read: 0, lastSeq };
+  // An ordered consumer starts at the first message unless told a start sequence (see count-data.ts about deliver_policy).
+  const start = fromSeq > 1 ? { opt_start_seq: fromSeq } : undefined;
+  const messages = await retry(async () => (await nc.jetstream().consumers.get(stream, start)).consume({ max_messages: 5_000 }));
   let read = 0;
   let lastRead = 0;
   const timer = setTimeout(() => messages.stop(), timeoutMs);
@@ -32,7 +46,7 @@ export async function readStream(nc: NatsConnection, stream: string, onMessage: 
     messages.stop();
   }
   if (lastRead < lastSeq) throw new Error(`reading stream ${stream} stopped at seq ${lastRead} of ${lastSeq} (${read} messages) after ${timeoutMs} ms`);
-  return read;
+  return { read, lastSeq };
 }
 
 async function retry<T>(attempt: () => Promise<T>): Promise<T> {
