@@ -23,6 +23,14 @@ const USERS = 3_000;
 const SEED = 0xfa11_0e7;
 const SUBJECTS = ['a', 'b', 'c', 'd'];
 const LEASE_TTL_MS = 3_000;
+/**
+ * The lease expires at most one TTL after the frozen or killed leader's last
+ * renewal, and a follower tries to win it at that moment (not a polling
+ * round later). The slack covers the follower's timer, the KV round trip
+ * and the log line reaching the test on a loaded 2-vCPU machine; a
+ * polling-based takeover (TTL + TTL/4 and more) would still fail it.
+ */
+const TAKEOVER_SLACK_MS = 600;
 
 let nats: NatsFixture;
 let nc: NatsConnection;
@@ -123,7 +131,7 @@ test.serial('the coordinator frozen past its lease, then killed: another takes o
   const [, successor] = others.find(([, n]) => (leadEpoch(n) ?? 0) > oldEpoch)!;
   const newEpoch = leadEpoch(successor)!;
   t.log(`SIGSTOP of the coordinator (epoch ${oldEpoch}): epoch ${newEpoch} took over after ${takeoverMs} ms (lease TTL ${LEASE_TTL_MS} ms)`);
-  t.true(takeoverMs <= LEASE_TTL_MS + 250, `takeover within the lease TTL (+250 ms of log latency): ${takeoverMs} ms`);
+  t.true(takeoverMs <= LEASE_TTL_MS + TAKEOVER_SLACK_MS, `takeover within the lease TTL (+${TAKEOVER_SLACK_MS} ms of scheduling and log latency): ${takeoverMs} ms`);
 
   // 2. The new leader's run reaches the live nodes; then the old leader's commands are refused.
   await waitFor(() => others.every(([, n]) => entries(n).some((e) => e.msg === 'run started' && Number(e.leaderEpoch) >= newEpoch)), {
@@ -149,7 +157,7 @@ test.serial('the coordinator frozen past its lease, then killed: another takes o
   await waitFor(() => survivors.some((n) => (leadEpoch(n) ?? 0) > newEpoch), { timeoutMs: 3 * LEASE_TTL_MS, intervalMs: 10, message: 'no node took over after the kill' });
   const secondTakeoverMs = Date.now() - killedAt;
   t.log(`SIGKILL of the coordinator (epoch ${newEpoch}): a node took over after ${secondTakeoverMs} ms`);
-  t.true(secondTakeoverMs <= LEASE_TTL_MS + 250, `takeover within the lease TTL (+250 ms of log latency): ${secondTakeoverMs} ms`);
+  t.true(secondTakeoverMs <= LEASE_TTL_MS + TAKEOVER_SLACK_MS, `takeover within the lease TTL (+${TAKEOVER_SLACK_MS} ms of scheduling and log latency): ${secondTakeoverMs} ms`);
 
   // 5. The job finishes exactly once on the two survivors.
   await collector.waitComplete(90_000);
