@@ -310,7 +310,11 @@ export class JobCoordinator {
     for (const w of pending.waiters) w.resolve(pending.checkpoint);
     this.log.debug({ checkpoint: pending.checkpoint }, 'checkpoint committed');
     this.schedule(this.waiters.length > 0 ? 0 : this.o.intervalMs);
-    void this.afterCommit(manifest.tasks).catch((err) => this.log.warn({ err }, 'cleaning up after a checkpoint failed'));
+    void this.afterCommit(manifest.tasks).catch((err) => {
+      // The node is stopping: the next coordinator's commits clean up what this one could not.
+      if (!this.active || (err as { code?: string })?.code === 'CONNECTION_DRAINING') return;
+      this.log.warn({ err }, 'cleaning up after a checkpoint failed');
+    });
   }
 
   /** Trims internal streams below what the checkpoint consumed, and collects snapshots no retained checkpoint or savepoint needs. */
