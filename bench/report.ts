@@ -1,4 +1,5 @@
 /** Statistics over runs and the Markdown the runner prints and writes to docs/benchmarks.md. */
+import { RESTORE_SOURCES } from '../cluster/checkpoint/task-snapshots.js';
 import type { MachineInfo } from './machine.js';
 import type { RestartMeasurement, RestartPhase, ScenarioId } from './scenario.js';
 
@@ -187,10 +188,9 @@ function checkpointRange(runs: RunRecord[]): string {
   return lo === hi ? String(lo) : `${lo}–${hi}`;
 }
 
-/** `local 8` or `local 5, snapshot 3`: how a restart's tasks got their state. */
+/** `local 8` or `local 5, rolledBack 3`: how a restart's tasks got their state. */
 export function restoredText(from: RestartMeasurement['restoredFrom']): string {
-  return (['local', 'snapshot', 'empty'] as const)
-    .filter((k) => from[k] > 0)
+  return RESTORE_SOURCES.filter((k) => (from[k] ?? 0) > 0)
     .map((k) => `${k} ${from[k]}`)
     .join(', ');
 }

@@ -2,6 +2,7 @@
  * What a benchmark scenario is: a module under `bench/scenarios/` exporting
  * `scenario`, run by `bench/scenario-child.ts` in a fresh process per run.
  */
+import type { RestoreSource } from '../cluster/checkpoint/task-snapshots.js';
 
 /** Everything a scenario run gets from the runner. */
 export interface BenchContext {
@@ -66,7 +67,7 @@ export interface RestartMeasurement {
   /** When the restarted node reached each step, in ms after the kill (from its log lines). */
   phases: Readonly<Record<RestartPhase, number | undefined>>;
   /** How the restarted node brought its tasks' state to the checkpoint (the "run started" log line). */
-  restoredFrom: Readonly<Record<'local' | 'snapshot' | 'empty', number>>;
+  restoredFrom: Readonly<Record<RestoreSource, number>>;
 }
 
 export type RestartPhase = 'connected' | 'leader' | 'newRun' | 'restored' | 'firstCommit';

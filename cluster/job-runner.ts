@@ -22,7 +22,7 @@ import { Task } from '../runtime/task/task.js';
 import { ControlChannel, type RunCommand } from './checkpoint/control.js';
 import type { CheckpointManifest, ManifestStore } from './checkpoint/manifest-store.js';
 import type { SnapshotStore } from './checkpoint/snapshot-store.js';
-import { restoreTaskState, TaskSnapshots } from './checkpoint/task-snapshots.js';
+import { RESTORE_SOURCES, restoreTaskState, TaskSnapshots, type RestoreSource } from './checkpoint/task-snapshots.js';
 import { natsTaskOutput } from './task-output.js';
 import { openPartitionConsumer } from './transport/partition-consumer.js';
 import { createStream, describeStream, partitionSubject } from './transport/streams.js';
@@ -168,7 +168,7 @@ export class JobRunner {
     const manifest = await this.manifest(run.checkpoint);
     if (manifest) this.checkFits(manifest);
     if (this.generation !== run.generation || this.stopping) return; // superseded meanwhile
-    const sources = { local: 0, snapshot: 0, empty: 0 };
+    const sources = Object.fromEntries(RESTORE_SOURCES.map((source) => [source, 0])) as Record<RestoreSource, number>;
     for (const source of await Promise.all(mine.map((slot) => this.startTask(slot, run.generation, manifest)))) sources[source]++;
     this.log.info({ generation: run.generation, leaderEpoch: run.leaderEpoch, checkpoint: run.checkpoint, tasks: mine.length, restoredFrom: sources }, 'run started');
     this.channel?.send('ready', { generation: run.generation, tasks: mine.map((s) => s.id) });
@@ -206,7 +206,7 @@ export class JobRunner {
     return found.manifest;
   }
 
-  private async startTask(slot: Slot, generation: number, manifest: CheckpointManifest | undefined): Promise<'local' | 'snapshot' | 'empty'> {
+  private async startTask(slot: Slot, generation: number, manifest: CheckpointManifest | undefined): Promise<RestoreSource> {
     const { stage, partition } = slot;
     const { js, jsm, nc, config, backend, snapshots } = this.deps;
     const part = manifest?.tasks[slot.id];

@@ -29,9 +29,14 @@ export function snapshotName(ref: SnapshotRef): string {
   return `${ref.task}/${String(ref.checkpoint).padStart(12, '0')}-g${ref.generation}-${ref.kind}`;
 }
 
-/** The checkpoint id in a snapshot's name. */
+/** The checkpoint, generation and kind in a snapshot's name (NaN fields if it is not one). */
+export function parseSnapshotName(name: string): Pick<SnapshotRef, 'checkpoint' | 'generation' | 'kind'> {
+  const [checkpoint, generation, kind] = name.slice(name.lastIndexOf('/') + 1).split('-');
+  return { checkpoint: Number(checkpoint), generation: Number(generation?.slice(1)), kind: kind as SnapshotRef['kind'] };
+}
+
 function checkpointOf(name: string): number {
-  return Number(name.slice(name.lastIndexOf('/') + 1).split('-')[0]);
+  return parseSnapshotName(name).checkpoint;
 }
 
 /** On the wire: msgpack of `[key, value | null][]`. */
@@ -80,7 +85,18 @@ export class SnapshotStore {
         disposition: 'task-corrupted',
       });
     }
-    for (const name of chain) await backend.write(await this.read(name));
+    await this.apply(chain, backend);
+  }
+
+  /** Applies snapshots in order, one atomic batch each; the next downloads while the previous is written. */
+  async apply(snapshots: readonly string[], backend: StateBackend): Promise<void> {
+    let next = snapshots.length > 0 ? this.read(snapshots[0]!) : undefined;
+    for (let i = 0; next; i++) {
+      const writes = await next;
+      next = i + 1 < snapshots.length ? this.read(snapshots[i + 1]!) : undefined;
+      next?.catch(() => undefined); // awaited on the next turn; a failed write must not leave it unhandled
+      await backend.write(writes);
+    }
   }
 
   /**

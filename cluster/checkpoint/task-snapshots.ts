@@ -3,16 +3,18 @@
  * upload (a delta of the sealed writes, or every `fullEvery` checkpoints a
  * full copy of the task's keys) and keeps the task's snapshot chain; and
  * before a task starts, makes its local state that of the checkpoint the job
- * restores (local LevelDB if it holds exactly that checkpoint, else wiped and
+ * restores: local LevelDB if it holds that checkpoint or can get there (by its
+ * undo log, or by the deltas after a checkpoint it holds), else wiped and
  * filled from the snapshot store, as Kafka Streams does with a store it
- * cannot trust).
+ * cannot trust.
  */
 import { ErrorCodes, millraceError } from '../../errors.js';
 import type { BackendWrite, StateBackend } from '../../runtime/state/backend.js';
-import { readTaskPosition } from '../../runtime/state/task-position.js';
+import { readTaskPosition, sameCheckpoint, type TaskPosition } from '../../runtime/state/task-position.js';
+import { clearUndoLog, rollBack, type TaskAddress } from '../../runtime/state/undo-log.js';
 import type { SealedCheckpoint } from '../../runtime/task/task.js';
 import type { TaskCheckpoint } from './manifest-store.js';
-import type { SnapshotStore } from './snapshot-store.js';
+import { parseSnapshotName, type SnapshotStore } from './snapshot-store.js';
 
 export class TaskSnapshots {
   private chain: string[];
@@ -41,33 +43,69 @@ export class TaskSnapshots {
   }
 }
 
-/** How a task's local state was brought to the checkpoint being restored. */
-export type RestoreSource = 'local' | 'snapshot' | 'empty';
+/**
+ * How a task's local state was brought to the checkpoint being restored:
+ * - `local`: LevelDB held exactly that checkpoint;
+ * - `rolledBack`: LevelDB was ahead (sealed checkpoints that never
+ *   committed) and its undo log took it back (runtime/state/undo-log.ts);
+ * - `caughtUp`: LevelDB held an earlier checkpoint of the snapshot chain (the
+ *   task ran elsewhere since) and the chain's later deltas were applied;
+ * - `snapshot`: wiped and restored from the whole chain;
+ * - `empty`: the job has no checkpoint yet; wiped.
+ */
+export const RESTORE_SOURCES = ['local', 'rolledBack', 'caughtUp', 'snapshot', 'empty'] as const;
+export type RestoreSource = (typeof RESTORE_SOURCES)[number];
 
 /**
  * Makes the task's keys in `backend` hold exactly the state of `checkpoint`
  * of generation `generation` (`part` undefined: the job has no checkpoint
- * yet, so the task starts empty).
+ * yet, so the task starts empty), downloading as little as it can.
  */
 export async function restoreTaskState(
   backend: StateBackend,
   store: SnapshotStore,
-  where: { job: string; stage: string; partition: number; prefixes: readonly Uint8Array[] },
+  where: TaskAddress & { prefixes: readonly Uint8Array[] },
   checkpoint: { id: number; generation: number; part: TaskCheckpoint | undefined },
 ): Promise<RestoreSource> {
-  const local = readTaskPosition(backend, where.job, where.stage, where.partition);
-  if (checkpoint.part && local.checkpoint === checkpoint.id && local.generation === checkpoint.generation) return 'local';
-  await wipe(backend, where.prefixes);
-  if (!checkpoint.part) return 'empty';
-  await store.restore(checkpoint.part.snapshots, backend);
+  const source = await restore(backend, store, where, checkpoint);
+  await clearUndoLog(backend, where);
+  if (source === 'empty') return source;
   const restored = readTaskPosition(backend, where.job, where.stage, where.partition);
-  if (restored.checkpoint !== checkpoint.id || restored.generation !== checkpoint.generation) {
+  if (!sameCheckpoint(restored, { position: 0, checkpoint: checkpoint.id, generation: checkpoint.generation })) {
     throw millraceError(
       ErrorCodes.STATE_CORRUPTED,
-      `the snapshots of task ${where.job}/${where.stage}/${where.partition} restore checkpoint ${restored.checkpoint} (generation ${restored.generation}), not ${checkpoint.id} (generation ${checkpoint.generation})`,
-      { disposition: 'task-corrupted', details: { snapshots: checkpoint.part.snapshots } },
+      `restoring task ${where.job}/${where.stage}/${where.partition} (${source}) gave checkpoint ${restored.checkpoint} (generation ${restored.generation}), not ${checkpoint.id} (generation ${checkpoint.generation})`,
+      { disposition: 'task-corrupted', details: { source, snapshots: checkpoint.part?.snapshots } },
     );
   }
+  return source;
+}
+
+async function restore(
+  backend: StateBackend,
+  store: SnapshotStore,
+  where: TaskAddress & { prefixes: readonly Uint8Array[] },
+  checkpoint: { id: number; generation: number; part: TaskCheckpoint | undefined },
+): Promise<RestoreSource> {
+  if (!checkpoint.part) {
+    await wipe(backend, where.prefixes);
+    return 'empty';
+  }
+  const target = { position: 0, checkpoint: checkpoint.id, generation: checkpoint.generation };
+  const before = readTaskPosition(backend, where.job, where.stage, where.partition);
+  const local = await rollBack(backend, where, target);
+  if (sameCheckpoint(local, target)) return sameCheckpoint(before, target) ? 'local' : 'rolledBack';
+  const chain = checkpoint.part.snapshots;
+  const at = chain.findIndex((name) => {
+    const ref = parseSnapshotName(name);
+    return ref.checkpoint === local.checkpoint && ref.generation === local.generation;
+  });
+  if (local.checkpoint > 0 && at >= 0) {
+    await store.apply(chain.slice(at + 1), backend);
+    if (sameCheckpoint(readTaskPosition(backend, where.job, where.stage, where.partition), target)) return 'caughtUp';
+  }
+  await wipe(backend, where.prefixes);
+  await store.restore(chain, backend);
   return 'snapshot';
 }
 

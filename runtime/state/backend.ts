@@ -17,6 +17,8 @@ export interface BackendWrite {
 export interface StateBackend {
   /** The committed value of `key`, read synchronously (LevelDB `getSync`). */
   getSync(key: Uint8Array): Uint8Array | undefined;
+  /** The committed values of `keys`, in order, read off the event loop (LevelDB `getMany`). */
+  getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
   /**
    * Applies all writes or none. When the promise resolves the batch is durable
    * to the degree the backend promises (LevelDB: in its write-ahead log).

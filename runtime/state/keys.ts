@@ -8,6 +8,7 @@
  *   0x02 input position  job, stage, partition
  *   0x03 timer           job, operator, partition, ts, record key
  *   0x04 staged output   job, stage, partition, checkpoint
+ *   0x05 undo record     job, stage, partition, checkpoint, chunk
  *
  * Partitions are decimal strings; a timer's ts is a raw 8-byte big-endian
  * unsigned integer, so inside one timer prefix keys sort by time. Because
@@ -24,6 +25,7 @@ export const NS_STATE = 0x01;
 export const NS_POSITION = 0x02;
 export const NS_TIMER = 0x03;
 export const NS_STAGED = 0x04;
+export const NS_UNDO = 0x05;
 
 const TIMESTAMP_BYTES = 8;
 const TWO_32 = 2 ** 32;
@@ -33,7 +35,8 @@ export type DecodedKey =
   | { kind: 'state'; job: string; operator: string; partition: number; key: string; stateName: string }
   | { kind: 'position'; job: string; stage: string; partition: number }
   | { kind: 'timer'; job: string; operator: string; partition: number; ts: number; key: string }
-  | { kind: 'staged'; job: string; stage: string; partition: number; checkpoint: number };
+  | { kind: 'staged'; job: string; stage: string; partition: number; checkpoint: number }
+  | { kind: 'undo'; job: string; stage: string; partition: number; checkpoint: number; chunk: number };
 
 export type DecodedTimerKey = Omit<Extract<DecodedKey, { kind: 'timer' }>, 'kind'>;
 
@@ -92,6 +95,17 @@ export function stagedKey(job: string, stage: string, partition: number, checkpo
   return withTimestamp(stagedPrefix(job, stage, partition), checkpoint);
 }
 
+/** Prefix of a task's undo records (runtime/state/undo-log.ts); with `checkpoint`, of that checkpoint's only. */
+export function undoPrefix(job: string, stage: string, partition: number, checkpoint?: number): Uint8Array {
+  const task = head(NS_UNDO, [job, stage, partitionString(partition)]);
+  return checkpoint === undefined ? task : withTimestamp(task, checkpoint);
+}
+
+/** The key of chunk `chunk` of the undo record of `checkpoint`; keys sort by checkpoint, then chunk. */
+export function undoKey(job: string, stage: string, partition: number, checkpoint: number, chunk: number): Uint8Array {
+  return withTimestamp(undoPrefix(job, stage, partition, checkpoint), chunk);
+}
+
 /** The key of a processing-time timer of record `key` due at `ts` (ms since the epoch). */
 export function timerKey(job: string, operator: string, partition: number, ts: number, key: string): Uint8Array {
   return withTimer(timerPrefix(job, operator, partition), ts, key);
@@ -128,6 +142,9 @@ export function decodeKey(bytes: Uint8Array): DecodedKey {
       break;
     case NS_STAGED:
       decoded = { kind: 'staged', job: r.string(), stage: r.string(), partition: r.partition(), checkpoint: r.timestamp() };
+      break;
+    case NS_UNDO:
+      decoded = { kind: 'undo', job: r.string(), stage: r.string(), partition: r.partition(), checkpoint: r.timestamp(), chunk: r.timestamp() };
       break;
     default:
       throw corrupted(bytes, `unknown namespace byte ${bytes[0]}`);

@@ -1,7 +1,8 @@
 /**
  * The LevelDB state backend (classic-level): what a node keeps its working
  * state and input positions in. Keys and values are Uint8Arrays end to end
- * ('view' encoding), reads on the hot path are `getSync`, and a write-set is
+ * ('view' encoding), reads on the hot path are `getSync` (batches of reads off
+ * the hot path `getMany`, on libuv's thread pool), and a write-set is
  * one `batch()` — atomic in LevelDB.
  *
  * Every LevelDB failure leaves as MR_STATE_CORRUPTED; calls after close()
@@ -34,6 +35,16 @@ class LevelDbBackend implements StateBackend {
     if (this.#closing) throw stoppedError();
     try {
       return this.db.getSync(key);
+    } catch (err) {
+      throw this.storeError('read', err);
+    }
+  }
+
+  async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    if (this.#closing) throw stoppedError();
+    if (keys.length === 0) return [];
+    try {
+      return await this.db.getMany([...keys]);
     } catch (err) {
       throw this.storeError('read', err);
     }

@@ -26,6 +26,14 @@ export function createMemoryBackend(): StateBackend {
       return entry && copy(entry.value);
     },
 
+    async getMany(keys) {
+      if (closed) throw stoppedError();
+      return keys.map((key) => {
+        const entry = store.get(id(key));
+        return entry && copy(entry.value);
+      });
+    },
+
     async write(batch: readonly BackendWrite[]) {
       if (closed) throw stoppedError();
       assertBatch(batch);

@@ -21,6 +21,11 @@ export interface TaskPosition {
 
 export const NO_POSITION: TaskPosition = Object.freeze({ position: 0, checkpoint: 0, generation: 0 });
 
+/** Whether two positions were sealed by the same checkpoint of the same run: then they describe the same state. */
+export function sameCheckpoint(a: TaskPosition, b: TaskPosition): boolean {
+  return a.checkpoint === b.checkpoint && a.generation === b.generation;
+}
+
 export function positionWrite(key: Uint8Array, at: TaskPosition): BackendWrite {
   return { key, value: encodeMsgpack([at.position, at.checkpoint, at.generation]) };
 }

@@ -37,6 +37,7 @@ import { KeyedStore } from '../state/keyed-store.js';
 import { decodeKey, decodeTimerKey, keyspace, positionKey, stagedKey, stagedPrefix } from '../state/keys.js';
 import { positionWrite, readTaskPosition } from '../state/task-position.js';
 import { TimerQueue, type Timer } from '../state/timer-queue.js';
+import { UndoLog } from '../state/undo-log.js';
 import { decodeMsgpack, encodeMsgpack } from '../wire/codec.js';
 import { BARRIER_HEADER, GENERATION_HEADER, MSG_ID_HEADER, PRODUCER_HEADER } from '../wire/headers.js';
 import { partitionSubjects } from '../wire/subjects.js';
@@ -147,6 +148,8 @@ export class Task {
   private readonly aligner: BarrierAligner | undefined;
   private readonly barrierSubjects: readonly string[];
   private readonly transactional: boolean;
+  /** Before-images of sealed checkpoints until they commit; only with checkpointing. */
+  private readonly undoLog: UndoLog | undefined;
   private input: TaskInput | undefined;
   /** Highest input sequence delivered: what a reopened input resumes after. */
   private seen = 0;
@@ -202,6 +205,7 @@ export class Task {
     this.positionKey = positionKey(job, stage.id, partition);
     this.decode = recordDecoder(stage.input, options.inputStream);
     this.prefixes.push(this.positionKey, stagedPrefix(job, stage.id, partition));
+    this.undoLog = checkpointing ? new UndoLog(options.backend, { job, stage: stage.id, partition }) : undefined;
     const internalOutput = internalOutputStream(stage);
     this.idPrefix = internalOutput ? `${this.id}:${this.generation}:` : `${this.id}:`;
     this.chainedOrigin = stage.input.kind === 'stream' && stage.input.internal;
@@ -270,6 +274,7 @@ export class Task {
       this.processedAtSeal.delete(sealed);
     }
     this.resumeAfterCommit?.();
+    this.undoLog?.checkpointCommitted(n);
     if (this.staged.size > 0) this.publishStaged(n);
   }
 
@@ -500,7 +505,8 @@ export class Task {
     const sealed = this.options.checkpointing?.sealed;
     const landed = this.commitChain.then(async () => {
       await output.flushed(published);
-      await this.options.backend.write(writes);
+      const undo = this.undoLog && n > 0 ? await this.undoLog.recordFor(n, this.generation, writes) : [];
+      await this.options.backend.write(undo.length > 0 ? [...writes, ...undo] : writes);
       this.operators.forEach((op, i) => op.store.committed(seals[i]!));
       this.committedSeq = position;
       this.committedCheckpoint = checkpoint;

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { TestFn } from 'ava';
 import { connect, type NatsConnection } from 'nats';
 import { startNatsServer, type NatsServerProcess } from '../../cluster/transport/nats-server-process.js';
 
@@ -110,6 +111,31 @@ export async function setupConnectedNats(): Promise<ConnectedNats> {
     await nats.cleanup();
     throw err;
   }
+}
+
+/**
+ * One nats-server and connection for every test of a file: started in
+ * `test.before`, closed in `test.after.always`. Read `nats` and `nc` inside
+ * tests only.
+ */
+export function natsForFile(test: TestFn): { readonly nats: NatsFixture; readonly nc: NatsConnection } {
+  let fixture: ConnectedNats | undefined;
+  test.before(async () => {
+    fixture = await setupConnectedNats();
+  });
+  test.after.always(() => fixture?.cleanup());
+  const started = (): ConnectedNats => {
+    if (!fixture) throw new Error('the nats-server of this file is not started yet: use it inside a test');
+    return fixture;
+  };
+  return {
+    get nats() {
+      return started().nats;
+    },
+    get nc() {
+      return started().nc;
+    },
+  };
 }
 
 export interface WaitForOptions {

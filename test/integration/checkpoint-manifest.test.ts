@@ -4,20 +4,11 @@
  * leaders and old checkpoint ids are refused, and the last manifests stay.
  */
 import test from 'ava';
-import type { NatsConnection } from 'nats';
 import { ManifestStore, type CheckpointManifest } from '../../cluster/checkpoint/manifest-store.js';
 import { ErrorCodes } from '../../errors.js';
-import { setupConnectedNats, type ConnectedNats, type NatsFixture } from '../helpers/nats.js';
+import { natsForFile } from '../helpers/nats.js';
 
-let nats: NatsFixture;
-let nc: NatsConnection;
-let fixture: ConnectedNats | undefined;
-
-test.before(async () => {
-  fixture = await setupConnectedNats();
-  ({ nats, nc } = fixture);
-});
-test.after.always(() => fixture?.cleanup());
+const server = natsForFile(test);
 
 function manifest(job: string, checkpoint: number, leaderEpoch: number): CheckpointManifest {
   return {
@@ -31,7 +22,7 @@ function manifest(job: string, checkpoint: number, leaderEpoch: number): Checkpo
 }
 
 test('manifests commit in order and read back', async (t) => {
-  const store = await ManifestStore.open(nc.jetstream(), { bucket: nats.unique('cp') });
+  const store = await ManifestStore.open(server.nc.jetstream(), { bucket: server.nats.unique('cp') });
   t.is(await store.latest('j'), undefined);
   await store.commit(manifest('j', 1, 7), undefined);
   const first = await store.latest('j');
@@ -41,7 +32,7 @@ test('manifests commit in order and read back', async (t) => {
 });
 
 test('of two commits racing from the same previous manifest, exactly one wins', async (t) => {
-  const store = await ManifestStore.open(nc.jetstream(), { bucket: nats.unique('cp') });
+  const store = await ManifestStore.open(server.nc.jetstream(), { bucket: server.nats.unique('cp') });
   await store.commit(manifest('j', 1, 3), undefined);
   const previous = await store.latest('j');
   const results = await Promise.allSettled([store.commit(manifest('j', 2, 3), previous), store.commit(manifest('j', 2, 4), previous)]);
@@ -51,7 +42,7 @@ test('of two commits racing from the same previous manifest, exactly one wins', 
 });
 
 test('a stale leader epoch or an old checkpoint id is refused', async (t) => {
-  const store = await ManifestStore.open(nc.jetstream(), { bucket: nats.unique('cp') });
+  const store = await ManifestStore.open(server.nc.jetstream(), { bucket: server.nats.unique('cp') });
   await store.commit(manifest('j', 5, 9), undefined);
   const previous = await store.latest('j');
   await t.throwsAsync(store.commit(manifest('j', 6, 8), previous), { code: ErrorCodes.CHECKPOINT_CONFLICT });
@@ -60,7 +51,7 @@ test('a stale leader epoch or an old checkpoint id is refused', async (t) => {
 });
 
 test('the last few manifests per job are retained, oldest first', async (t) => {
-  const store = await ManifestStore.open(nc.jetstream(), { bucket: nats.unique('cp'), retained: 3 });
+  const store = await ManifestStore.open(server.nc.jetstream(), { bucket: server.nats.unique('cp'), retained: 3 });
   let previous;
   for (let c = 1; c <= 5; c++) {
     await store.commit(manifest('j', c, 1), previous);

@@ -4,34 +4,19 @@
  * deletes included, and collection removes only what no one keeps.
  */
 import test from 'ava';
-import type { NatsConnection } from 'nats';
 import { SnapshotStore, snapshotName } from '../../cluster/checkpoint/snapshot-store.js';
 import { ErrorCodes } from '../../errors.js';
 import type { BackendWrite, StateBackend } from '../../runtime/state/backend.js';
 import { createMemoryBackend } from '../../runtime/state/memory-backend.js';
-import { setupConnectedNats, type ConnectedNats, type NatsFixture } from '../helpers/nats.js';
+import { natsForFile } from '../helpers/nats.js';
+import { dump, hex } from '../helpers/backend-dump.js';
 
-let nats: NatsFixture;
-let nc: NatsConnection;
-let fixture: ConnectedNats | undefined;
-
-test.before(async () => {
-  fixture = await setupConnectedNats();
-  ({ nats, nc } = fixture);
-});
-test.after.always(() => fixture?.cleanup());
+const server = natsForFile(test);
 
 const bytes = (s: string) => new TextEncoder().encode(s);
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-
-async function dump(backend: StateBackend): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for await (const [k, v] of backend.entries(new Uint8Array(0))) out[hex(k)] = hex(v);
-  return out;
-}
 
 test('a full snapshot and its deltas restore exactly the source state, deletes included', async (t) => {
-  const store = await SnapshotStore.open(nc.jetstream(), { bucket: nats.unique('snap') });
+  const store = await SnapshotStore.open(server.nc.jetstream(), { bucket: server.nats.unique('snap') });
   const source = createMemoryBackend();
   const task = 'j/s0/0';
   const epochs: BackendWrite[][] = [
@@ -51,7 +36,7 @@ test('a full snapshot and its deltas restore exactly the source state, deletes i
 });
 
 test('a chain that does not start with a full snapshot, or names a missing one, is refused', async (t) => {
-  const store = await SnapshotStore.open(nc.jetstream(), { bucket: nats.unique('snap') });
+  const store = await SnapshotStore.open(server.nc.jetstream(), { bucket: server.nats.unique('snap') });
   const delta = await store.put({ job: 'j', task: 'j/s0/1', checkpoint: 2, generation: 1, kind: 'delta' }, []);
   await t.throwsAsync(store.restore([delta], createMemoryBackend()), { code: ErrorCodes.STATE_CORRUPTED });
   const missing = snapshotName({ job: 'j', task: 'j/s0/1', checkpoint: 1, generation: 1, kind: 'full' });
@@ -59,7 +44,7 @@ test('a chain that does not start with a full snapshot, or names a missing one, 
 });
 
 test('collection deletes a task\'s snapshots that no retained checkpoint keeps, and nothing of other tasks', async (t) => {
-  const store = await SnapshotStore.open(nc.jetstream(), { bucket: nats.unique('snap') });
+  const store = await SnapshotStore.open(server.nc.jetstream(), { bucket: server.nats.unique('snap') });
   const names: string[] = [];
   for (let c = 1; c <= 4; c++) names.push(await store.put({ job: 'j', task: 'j/s0/0', checkpoint: c, generation: 1, kind: c === 3 ? 'full' : 'delta' }, []));
   const other = await store.put({ job: 'j', task: 'j/s0/10', checkpoint: 1, generation: 1, kind: 'full' }, []);

@@ -56,6 +56,13 @@ function conformance(name: string, open: () => Promise<StateBackend>): void {
     t.deepEqual([...s.getSync(b(2))!], [21]);
   });
 
+  it('getMany reads values in the order of its keys, undefined for missing ones', async (t, s) => {
+    await s.write([put(b(1), b(10)), put(b(3), b(30)), put(b(4), b())]);
+    const values = await s.getMany([b(3), b(2), b(1), b(4)]);
+    t.deepEqual(values.map((v) => (v ? [...v] : v)), [[30], undefined, [10], []]);
+    t.deepEqual(await s.getMany([]), []);
+  });
+
   it('an empty value is a value, not a delete', async (t, s) => {
     await s.write([put(b(1), b())]);
     t.is(s.getSync(b(1))?.length, 0);
@@ -126,6 +133,7 @@ function conformance(name: string, open: () => Promise<StateBackend>): void {
     const stopped = { code: ErrorCodes.NODE_STOPPED };
     t.throws(() => s.getSync(b(1)), stopped);
     await t.throwsAsync(s.write([put(b(2), b(2))]), stopped);
+    await t.throwsAsync(s.getMany([b(1)]), stopped);
     await t.throwsAsync(collect(s, b()), stopped);
   });
 }

@@ -23,7 +23,7 @@ import { ErrorCodes } from '../../errors.js';
 import { job, keyed, sink, source, value } from '../../index.js';
 import { compileJob, type StagePlan } from '../../runtime/plan/compile.js';
 import type { BackendWrite, StateBackend } from '../../runtime/state/backend.js';
-import { keyspace, positionKey, stagedKey, stagedPrefix } from '../../runtime/state/keys.js';
+import { keyspace, positionKey, stagedKey, stagedPrefix, undoKey } from '../../runtime/state/keys.js';
 import { createMemoryBackend } from '../../runtime/state/memory-backend.js';
 import { readTaskPosition } from '../../runtime/state/task-position.js';
 import type { InputFactory, InputMessage, TaskOutput } from '../../runtime/task/ports.js';
@@ -176,6 +176,7 @@ function spyBackend(inner: StateBackend = createMemoryBackend()) {
   const writes: (readonly BackendWrite[])[] = [];
   const backend: StateBackend = {
     getSync: (key) => inner.getSync(key),
+    getMany: (keys) => inner.getMany(keys),
     entries: (prefix) => inner.entries(prefix),
     close: () => inner.close(),
     async write(batch) {
@@ -255,7 +256,7 @@ function stagedAt(backend: StateBackend, n: number): unknown {
 // ---------------------------------------------------------------------------
 // A source task
 
-test('triggered, a source task seals state, timers and [position, n, generation] in one batch, which lands before sealed() is told', async (t) => {
+test('triggered, a source task seals state, timers, [position, n, generation] and the undo record of n in one batch, which lands before sealed() is told', async (t) => {
   const spy = spyBackend();
   const clock = manualClock(1000);
   const positionsAtSealed: unknown[] = [];
@@ -278,9 +279,10 @@ test('triggered, a source task seals state, timers and [position, n, generation]
   const space = keyspace(CLICKS, PerUser.name, 0);
   const position = positionKey(CLICKS, 's0', 0);
   t.is(spy.writes.length, 1);
-  t.deepEqual(hex(spy.writes[0]!.map((w) => w.key)), hex([space.state('alice', 'n'), space.state('bob', 'n'), space.timer(61_000, 'bob'), position]));
+  const undo = undoKey(CLICKS, 's0', 0, 1, 0);
+  t.deepEqual(hex(spy.writes[0]!.map((w) => w.key)), hex([space.state('alice', 'n'), space.state('bob', 'n'), space.timer(61_000, 'bob'), position, undo]));
   t.like(sealed[0], { task: `${CLICKS}/s0/0`, checkpoint: 1, generation: 3, position: 3 });
-  t.deepEqual(hex(sealed[0]!.writes.map((w) => w.key)), hex(spy.writes[0]!.map((w) => w.key)), 'sealed() gets the batch that was written');
+  t.deepEqual(hex(sealed[0]!.writes.map((w) => w.key)), hex(spy.writes[0]!.slice(0, -1).map((w) => w.key)), 'sealed() gets the batch that was written, without its undo record');
   t.deepEqual(hex(sealed[0]!.prefixes), hex([position, stagedPrefix(CLICKS, 's0', 0), space.statePrefix, space.timerPrefix]));
   t.deepEqual(positionsAtSealed, [{ position: 3, checkpoint: 1, generation: 3 }]);
   t.is(storedCount(spy.backend, CLICKS, PerUser.name, 'alice'), 2);

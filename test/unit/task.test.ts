@@ -57,6 +57,7 @@ function spyBackend(inner: StateBackend, beforeWrite: (batch: readonly BackendWr
   let crashed = false;
   const backend: StateBackend = {
     getSync: (key) => inner.getSync(key),
+    getMany: (keys) => inner.getMany(keys),
     entries: (prefix) => inner.entries(prefix),
     close: () => inner.close(),
     async write(batch) {
