@@ -231,7 +231,15 @@ export class JobRunner {
         discardRestoredStaged: manifest?.restoredFrom !== undefined,
         maxUncommittedRecords: config.task.maxUncommittedRecords,
         sealed: async (sealed) => {
-          const chain = await uploads.upload(sealed);
+          let chain: string[];
+          try {
+            chain = await uploads.upload(sealed);
+          } catch (err) {
+            if (!isMillraceError(err) || err.disposition !== 'retryable') throw err;
+            // Unacknowledged, this checkpoint times out at the coordinator and the next one is taken; the task runs on.
+            this.log.warn({ err, task: sealed.task, checkpoint: sealed.checkpoint }, 'snapshot upload failed; the checkpoint is not acknowledged and the next upload is a full snapshot');
+            return;
+          }
           this.channel?.send('ack', {
             generation,
             checkpoint: sealed.checkpoint,

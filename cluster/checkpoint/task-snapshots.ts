@@ -32,11 +32,21 @@ export class TaskSnapshots {
     this.sinceFull = restored.length;
   }
 
-  /** Uploads what `sealed` needs; returns the chain that restores it, oldest first. */
+  /**
+   * Uploads what `sealed` needs; returns the chain that restores it, oldest
+   * first. After a failed upload the chain is broken (the next delta would
+   * miss this one's writes), so the next upload is a full snapshot.
+   */
   async upload(sealed: SealedCheckpoint): Promise<string[]> {
     const full = this.chain.length === 0 || this.sinceFull >= this.fullEvery;
     const ref = { job: this.job, task: sealed.task, checkpoint: sealed.checkpoint, generation: sealed.generation, kind: full ? 'full' : 'delta' } as const;
-    const name = await this.store.put(ref, full ? await entriesUnder(this.backend, sealed.prefixes) : sealed.writes);
+    let name: string;
+    try {
+      name = await this.store.put(ref, full ? await entriesUnder(this.backend, sealed.prefixes) : sealed.writes);
+    } catch (err) {
+      this.chain = [];
+      throw err;
+    }
     this.chain = full ? [name] : [...this.chain, name];
     this.sinceFull = full ? 1 : this.sinceFull + 1;
     return [...this.chain];
