@@ -24,6 +24,7 @@ import type { CheckpointManifest, ManifestStore } from './checkpoint/manifest-st
 import type { SnapshotStore } from './checkpoint/snapshot-store.js';
 import { RESTORE_SOURCES, restoreTaskState, TaskSnapshots, type RestoreSource } from './checkpoint/task-snapshots.js';
 import { natsTaskOutput } from './task-output.js';
+import { storedIds } from './transport/stored-ids.js';
 import { openPartitionConsumer } from './transport/partition-consumer.js';
 import { createStream, describeStream, partitionSubject } from './transport/streams.js';
 import { translateNatsError, isStreamNotFound } from './transport/nats-errors.js';
@@ -212,7 +213,9 @@ export class JobRunner {
     const part = manifest?.tasks[slot.id];
     if (manifest && !part) throw millraceError(ErrorCodes.STATE_CORRUPTED, `checkpoint ${manifest.checkpoint} has no entry for task ${slot.id}`);
     const uploads = new TaskSnapshots(snapshots, backend, this.plan.job, config.checkpoint.fullSnapshotEvery, part?.snapshots ?? []);
-    const output = natsTaskOutput(nc, config.task.publishWindow, internalOutputStream(stage) ? { producer: slot.id, generation } : undefined);
+    const output = internalOutputStream(stage)
+      ? natsTaskOutput(nc, config.task.publishWindow, { producer: slot.id, generation })
+      : natsTaskOutput(nc, config.task.publishWindow, undefined, (query) => storedIds(js, jsm, query));
     const task = new Task({
       job: this.plan.job,
       stage,

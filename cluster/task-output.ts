@@ -12,7 +12,11 @@ export interface OutputStamp {
 
 const EMPTY = new Uint8Array(0);
 
-export function natsTaskOutput(nc: NatsConnection, window: number, stamp?: OutputStamp): TaskOutput {
+/**
+ * @param stamp for an internal stream: who produced the records, in which run
+ * @param storedIds for a sink: looks up ids the destination already stored (cluster/transport/stored-ids.ts)
+ */
+export function natsTaskOutput(nc: NatsConnection, window: number, stamp?: OutputStamp, storedIds?: TaskOutput['storedIds']): TaskOutput {
   const publisher = new Publisher(nc, { window });
   const generation = stamp ? String(stamp.generation) : '';
   return {
@@ -42,6 +46,7 @@ export function natsTaskOutput(nc: NatsConnection, window: number, stamp?: Outpu
     capacity: () => publisher.capacity(),
     mark: () => publisher.mark(),
     flushed: (mark) => publisher.flushed(mark),
+    storedIds,
     close: () => publisher.close(),
   };
 }

@@ -14,8 +14,9 @@
  * - Every `intervalMs` (or on demand) it triggers checkpoint n on the source
  *   tasks and collects one acknowledgement per task. When all are in, it
  *   writes the manifest with compare-and-set: that write is the commit. Then
- *   it tells the nodes (transactional sinks publish), trims internal streams
- *   below what the checkpoint consumed, and collects unneeded snapshots.
+ *   it tells the nodes (transactional sinks publish); every few seconds it
+ *   trims internal streams below what the newest checkpoint consumed and
+ *   collects unneeded snapshots.
  * - A checkpoint not complete within `timeoutMs` is abandoned; the next one
  *   covers its epoch too.
  * - A commit refused as stale (MR_CHECKPOINT_CONFLICT) means another node
@@ -25,6 +26,7 @@ import type { JetStreamManager } from 'nats';
 import type { Logger } from 'pino';
 import { isMillraceError } from '../../errors.js';
 import { assignTasks, movedTasks, type Assignment } from './assignment.js';
+import { LatestOnly } from './latest-only.js';
 import { ControlChannel, type HelloNotice, type TaskAck } from './control.js';
 import type { CheckpointManifest, ManifestStore, StoredManifest, TaskCheckpoint } from './manifest-store.js';
 import type { RunStore } from './run-store.js';
@@ -54,6 +56,11 @@ export interface CoordinatorOptions {
 }
 
 const MAX_RESTART_BACKOFF_MS = 30_000;
+/**
+ * Trimming internal streams and collecting snapshots is retention only: it
+ * runs at most this often, whatever the checkpoint interval.
+ */
+const CLEANUP_INTERVAL_MS = 5_000;
 
 interface Pending {
   readonly checkpoint: number;
@@ -89,6 +96,16 @@ export class JobCoordinator {
   private lastExpiry = Date.now();
   /** Serializes run changes and commits. */
   private work: Promise<void> = Promise.resolve();
+  /** The cleanup after commits: one at a time, for the newest commit, at most every CLEANUP_INTERVAL_MS. */
+  private readonly cleanup = new LatestOnly<Record<string, TaskCheckpoint>>(
+    (tasks) => this.afterCommit(tasks),
+    CLEANUP_INTERVAL_MS,
+    (err) => {
+      // The node is stopping: the next coordinator's commits clean up what this one could not.
+      if (!this.active || (err as { code?: string })?.code === 'CONNECTION_DRAINING') return;
+      this.log.warn({ err }, 'cleaning up after a checkpoint failed');
+    },
+  );
   private readonly log: Logger;
 
   constructor(private readonly o: CoordinatorOptions) {
@@ -154,6 +171,7 @@ export class JobCoordinator {
     clearTimeout(this.timer);
     clearInterval(this.membership);
     clearTimeout(this.gatherTimer);
+    this.cleanup.cancel();
     this.members.clear();
     this.runMembers.clear();
   }
@@ -310,11 +328,7 @@ export class JobCoordinator {
     for (const w of pending.waiters) w.resolve(pending.checkpoint);
     this.log.debug({ checkpoint: pending.checkpoint }, 'checkpoint committed');
     this.schedule(this.waiters.length > 0 ? 0 : this.o.intervalMs);
-    void this.afterCommit(manifest.tasks).catch((err) => {
-      // The node is stopping: the next coordinator's commits clean up what this one could not.
-      if (!this.active || (err as { code?: string })?.code === 'CONNECTION_DRAINING') return;
-      this.log.warn({ err }, 'cleaning up after a checkpoint failed');
-    });
+    this.cleanup.offer(manifest.tasks);
   }
 
   /** Trims internal streams below what the checkpoint consumed, and collects snapshots no retained checkpoint or savepoint needs. */

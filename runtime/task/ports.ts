@@ -41,6 +41,14 @@ export interface TaskOutput {
   mark(): number;
   /** Resolves when everything published before `mark` is durably acknowledged. */
   flushed(mark: number): Promise<void>;
+  /**
+   * The message ids starting with `prefix` already stored under `subjects`
+   * since `since` (ms since the epoch), where the destination's duplicate
+   * window no longer covers `since`. Lets a transactional sink publish a
+   * committed checkpoint again without storing copies. Without it, the task
+   * relies on the duplicate window.
+   */
+  storedIds?(query: { subjects: readonly string[]; prefix: string; since: number }): Promise<ReadonlySet<string>>;
   close(): void;
 }
 

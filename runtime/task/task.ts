@@ -116,10 +116,17 @@ export type TaskState = 'created' | 'restoring' | 'running' | 'stopping' | 'stop
 
 /** A sink output waiting for its checkpoint to commit. */
 type StagedOutput = [subject: string, data: Uint8Array, key: string, timestamp: number];
+/** The sink outputs of one checkpoint, and when it was sealed: none of them was published before. */
+interface StagedCheckpoint {
+  readonly sealedAt: number;
+  readonly records: StagedOutput[];
+}
 
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const DEFAULT_MAX_ALIGNMENT_RECORDS = 100_000;
 const DEFAULT_MAX_UNCOMMITTED_RECORDS = 100_000;
+/** Staged outputs are looked up from this long before their seal: the sealing node's clock may run ahead of the server's. */
+const STAGED_CLOCK_SLACK_MS = 60_000;
 /** How long a task processes records before it lets the event loop run. */
 const TIME_SLICE_MS = 20;
 
@@ -163,7 +170,7 @@ export class Task {
   private readonly replay: InputMessage[] = [];
   private staging: StagedOutput[] = [];
   /** Sealed staged outputs by checkpoint, until their commit publishes them. */
-  private readonly staged = new Map<number, StagedOutput[]>();
+  private readonly staged = new Map<number, StagedCheckpoint>();
   /** Staged keys already published: deleted with the next seal. */
   private publishedStaged: Uint8Array[] = [];
   private wakeTimer: NodeJS.Timeout | undefined;
@@ -235,8 +242,8 @@ export class Task {
     for (const op of this.operators) op.timers.restore(await this.storedTimers(op));
     await this.restoreStaged();
     if (this.options.checkpointing?.discardRestoredStaged) this.discardStaged();
-    // What the backend holds is a committed checkpoint's state: its staged outputs may go out.
-    if (this.options.checkpointing && this.staged.size > 0) this.publishStaged(stored.checkpoint);
+    // What the backend holds is a committed checkpoint's state: its staged outputs may go out, but those an earlier run stored.
+    if (this.options.checkpointing && this.staged.size > 0) this.publishStaged(stored.checkpoint, await this.storedStaged());
     this.input = await this.options.openInput(this.seen + 1);
     this.state = 'running';
     this.scheduleWake();
@@ -469,8 +476,9 @@ export class Task {
     });
     const { job, stage, partition } = this.options;
     if (this.staging.length > 0) {
-      writes.push({ key: stagedKey(job, stage.id, partition, n), value: encodeMsgpack(this.staging) });
-      this.staged.set(n, this.staging);
+      const staged: StagedCheckpoint = { sealedAt: Date.now(), records: this.staging };
+      writes.push({ key: stagedKey(job, stage.id, partition, n), value: encodeMsgpack([staged.sealedAt, staged.records]) });
+      this.staged.set(n, staged);
       this.staging = [];
     }
     for (const key of this.publishedStaged) writes.push({ key, value: undefined });
@@ -528,13 +536,19 @@ export class Task {
     this.staged.clear();
   }
 
-  /** Publishes the staged outputs of every checkpoint up to `n`, in order; their keys go with the next seal. */
-  private publishStaged(n: number): void {
+  /**
+   * Publishes the staged outputs of every checkpoint up to `n`, in order,
+   * but those whose ids are in `stored`; their keys go with the next seal.
+   */
+  private publishStaged(n: number, stored: ReadonlySet<string> = new Set()): void {
     const { job, stage, partition, output } = this.options;
     for (const checkpoint of [...this.staged.keys()].sort((a, b) => a - b)) {
       if (checkpoint > n) break;
-      const records = this.staged.get(checkpoint)!;
-      records.forEach(([subject, data, key, ts], i) => output.publish(subject, data, key, ts, `${this.id}:c${checkpoint}:${i}`));
+      const { records } = this.staged.get(checkpoint)!;
+      records.forEach(([subject, data, key, ts], i) => {
+        const id = `${this.id}:c${checkpoint}:${i}`;
+        if (!stored.has(id)) output.publish(subject, data, key, ts, id);
+      });
       this.staged.delete(checkpoint);
       const stagedAt = stagedKey(job, stage.id, partition, checkpoint);
       output.flushed(output.mark()).then(
@@ -568,8 +582,26 @@ export class Task {
     for await (const [key, value] of this.options.backend.entries(stagedPrefix(job, stage.id, partition))) {
       const decoded = decodeKey(key);
       if (decoded.kind !== 'staged') continue;
-      this.staged.set(decoded.checkpoint, decodeMsgpack(value) as StagedOutput[]);
+      const [sealedAt, records] = decodeMsgpack(value) as [number, StagedOutput[]];
+      this.staged.set(decoded.checkpoint, { sealedAt, records });
     }
+  }
+
+  /**
+   * The ids of restored staged outputs that a run before the crash already
+   * published (it stopped part way): publishing them again is deduplicated
+   * only within the destination's duplicate window, so the output looks them up.
+   */
+  private async storedStaged(): Promise<ReadonlySet<string>> {
+    const lookup = this.options.output.storedIds;
+    if (!lookup) return new Set();
+    const subjects = new Set<string>();
+    let since = Infinity;
+    for (const { sealedAt, records } of this.staged.values()) {
+      since = Math.min(since, sealedAt);
+      for (const [subject] of records) subjects.add(subject);
+    }
+    return lookup({ subjects: [...subjects], prefix: `${this.id}:c`, since: since - STAGED_CLOCK_SLACK_MS });
   }
 
   /** Arms one wall-clock wake-up for the earliest timer of any operator. */

@@ -250,7 +250,8 @@ function storedCount(backend: StateBackend, jobName: string, operator: string, k
 function stagedAt(backend: StateBackend, n: number): unknown {
   const bytes = backend.getSync(stagedKey(ORDERS, 's0', 0, n));
   if (!bytes) return undefined;
-  return (decodeMsgpack(bytes) as [string, Uint8Array, string, number][]).map(([subject, data, key]) => [subject, decodeMsgpack(data), key]);
+  const [, records] = decodeMsgpack(bytes) as [number, [string, Uint8Array, string, number][]];
+  return records.map(([subject, data, key]) => [subject, decodeMsgpack(data), key]);
 }
 
 // ---------------------------------------------------------------------------
@@ -591,6 +592,34 @@ test('a task restarted from a backend holding staged outputs publishes them at s
   await until(() => second.sealed.length === 1);
   t.deepEqual(stagedAt(backend, 2), [['mr.orders-out.0', { key: 'k', n: 3, i: 0 }, 'k']], 'record 3 was processed again, from the checkpoint');
   t.is(second.output.published.length, 3, 'and waits for its own commit');
+});
+
+test('a restarted task asks its output which staged ids an earlier run already stored, and publishes only the others', async (t) => {
+  const backend = createMemoryBackend();
+  const input = memoryInput();
+  const first = await startTask(t, { job: ORDERS, stage: ORDERS_S0, backend, input });
+  order(input, { emit: 3 });
+  await input.idle();
+  const sealedFrom = Date.now();
+  first.task.triggerCheckpoint(1);
+  await until(() => first.sealed.length === 1);
+  await first.task.stop();
+
+  // The first run published c1:0 and c1:1, then died; the destination's duplicate window has passed since.
+  const queries: unknown[] = [];
+  const output = Object.assign(memoryOutput(), {
+    storedIds: async (query: { subjects: readonly string[]; prefix: string; since: number }) => {
+      queries.push(query);
+      return new Set([`${ORDERS_TASK}:c1:0`, `${ORDERS_TASK}:c1:1`, `${ORDERS_TASK}:c9:0`]);
+    },
+  });
+  await startTask(t, { job: ORDERS, stage: ORDERS_S0, backend, input, output });
+  t.deepEqual(ids(output), [`${ORDERS_TASK}:c1:2`]);
+  t.is(queries.length, 1);
+  const query = queries[0] as { subjects: string[]; prefix: string; since: number };
+  t.deepEqual(query.subjects, ['mr.orders-out.0']);
+  t.is(query.prefix, `${ORDERS_TASK}:c`);
+  t.true(query.since <= sealedFrom, 'the lookup starts no later than the seal');
 });
 
 test('immediate sink mode publishes at once, one id per record and output index, and stages nothing', async (t) => {
