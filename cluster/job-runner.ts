@@ -68,6 +68,7 @@ export class JobRunner {
   private runs: Promise<void> = Promise.resolve();
   private firstRun: (() => void) | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private hello: (() => void) | undefined;
   /** Tells the coordinator this start apart from an earlier one of the same node. */
   private readonly instance = randomUUID();
   private readonly log: Logger;
@@ -107,7 +108,7 @@ export class JobRunner {
     const internalInputs = this.slots
       .filter((s) => s.upstream.length > 0)
       .map((s) => ({ task: s.id, stream: s.inputStream, subject: s.inputSubject }));
-    const hello = () =>
+    this.hello = () =>
       channel.send('hello', {
         node: config.nodeId,
         instance: this.instance,
@@ -119,10 +120,15 @@ export class JobRunner {
         heartbeatMs: config.cluster.heartbeatMs,
         memberTimeoutMs: config.cluster.memberTimeoutMs,
       });
-    hello();
-    this.heartbeat = setInterval(hello, config.cluster.heartbeatMs);
+    this.hello();
+    this.heartbeat = setInterval(this.hello, config.cluster.heartbeatMs);
     await started;
     this.log.info({ stages: this.plan.stages.length, tasks: this.tasks.length, of: this.slots.length, generation: this.generation }, 'job started');
+  }
+
+  /** Says hello now, not at the next heartbeat: a new coordinator waits for every node's. */
+  sayHello(): void {
+    if (!this.stopping) this.hello?.();
   }
 
   /** Stops every task and says goodbye; what they processed since the last checkpoint is replayed by the next run. */

@@ -97,6 +97,7 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
       onChange: (status) => {
         logger.info({ status }, status.role === 'leader' ? 'this node now coordinates' : 'coordinator lease status');
         coordinator.leadership(status);
+        if (status.role !== 'stopped' && status.epoch !== undefined) for (const runner of runners) runner.sayHello();
       },
     });
     coordinator.leadership(lease.current);

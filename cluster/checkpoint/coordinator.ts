@@ -5,7 +5,8 @@
  *
  * - Its nodes are those whose hellos it hears; a node silent for
  *   `memberTimeoutMs`, or one that says it leaves, is gone.
- * - On taking the lease (after two heartbeats, to hear from every node), and
+ * - On taking the lease (once the previous run's nodes are back, at most two
+ *   heartbeats later, to hear from every node), and
  *   whenever a node joins, restarts, leaves or dies, or a task fails, it
  *   starts a new run: the next generation, restored from the last committed
  *   checkpoint (Flink's full restart), with the tasks assigned to the live
@@ -87,8 +88,13 @@ export class JobCoordinator {
   /** The nodes the current run was assigned to, with their instances. */
   private runMembers = new Map<string, string>();
   private assignment: Assignment = new Map();
-  /** Until the first run, the coordinator only listens (hears every node's hello). */
+  /**
+   * Until the first run, the coordinator only listens (hears every node's
+   * hello): for two heartbeats, or until every node of the job's previous
+   * run (RunStore) is back.
+   */
   private gathering = true;
+  private previousRunNodes: readonly string[] | undefined;
   private runRequested = false;
   private membership: NodeJS.Timeout | undefined;
   private gatherTimer: NodeJS.Timeout | undefined;
@@ -134,10 +140,29 @@ export class JobCoordinator {
     clearTimeout(this.gatherTimer);
     this.lastExpiry = Date.now();
     this.membership = setInterval(() => this.expireMembers(), this.o.heartbeatMs);
-    this.gatherTimer = setTimeout(() => {
-      this.gathering = false;
-      this.requestRun(`leader epoch ${epoch}`);
-    }, 2 * this.o.heartbeatMs).unref();
+    this.previousRunNodes = undefined;
+    this.gatherTimer = setTimeout(() => this.endGathering('after two heartbeats'), 2 * this.o.heartbeatMs).unref();
+    this.o.runs.current(this.o.channel.job).then(
+      (run) => {
+        if (this.epoch !== epoch) return;
+        this.previousRunNodes = run.nodes;
+        this.endGatheringIfAllBack();
+      },
+      (err: unknown) => this.log.debug({ err }, 'cannot read the previous run; gathering for two heartbeats'),
+    );
+  }
+
+  /** Every node of the previous run said hello: no one else is to be waited for. */
+  private endGatheringIfAllBack(): void {
+    const nodes = this.previousRunNodes;
+    if (this.gathering && nodes && nodes.length > 0 && nodes.every((n) => this.members.has(n))) this.endGathering('every node of the previous run is back');
+  }
+
+  private endGathering(reason: string): void {
+    if (!this.gathering || !this.active) return;
+    this.gathering = false;
+    clearTimeout(this.gatherTimer);
+    this.requestRun(`leader epoch ${this.epoch}, ${reason}`);
   }
 
   /**
@@ -148,7 +173,10 @@ export class JobCoordinator {
   hello(hello: HelloNotice): void {
     if (!this.active) return;
     this.members.set(hello.node, { seen: Date.now(), instance: hello.instance });
-    if (this.gathering) return;
+    if (this.gathering) {
+      this.endGatheringIfAllBack();
+      return;
+    }
     const inRun = this.runMembers.get(hello.node);
     if (inRun === undefined) this.requestRun(`node ${hello.node} joined`);
     else if (inRun !== hello.instance) this.requestRun(`node ${hello.node} restarted`);
@@ -239,7 +267,7 @@ export class JobCoordinator {
       return;
     }
     const previous = await this.o.manifests.latest(this.o.channel.job);
-    const generation = await this.o.runs.next(this.o.channel.job);
+    const generation = await this.o.runs.next(this.o.channel.job, [...this.runMembers.keys()].sort());
     if (!this.active) return;
     this.previous = previous;
     this.generation = generation;

@@ -199,6 +199,8 @@ test.serial('kill -9 mid-run twice, restart on the same data dir: nothing lost',
     t.deepEqual(behind, [], `life ${life + 1}: tasks that did not resume from a committed checkpoint at or after the previous life's`);
   }
   t.log(`life 3 resumed from ${JSON.stringify(Object.fromEntries(positions[2]!))}`);
+  const restart = last.lines().find((l): l is LogEntry => typeof l === 'object' && l.msg === 'new run of the job');
+  t.regex(String(restart?.why), /every node of the previous run is back/, 'the restarted node ran the job as soon as it was back, not two heartbeats later');
   await collector!.waitComplete(60_000);
   const exit = await stopGracefully(last);
   t.deepEqual(exit, { code: 0, signal: null }, 'the restarted node finishes and exits 0 on SIGTERM');
