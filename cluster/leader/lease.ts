@@ -56,7 +56,9 @@ export class LeaderLease {
   private expiryTimer: NodeJS.Timeout | undefined;
   /** Only in its first round does a process reclaim its node's lease (it is a fresh start). */
   private firstRound = true;
-  private busy = false;
+  /** The round (a renewal or an attempt to win) in progress. */
+  private round: Promise<void> | undefined;
+  private stopping = false;
 
   private constructor(
     private readonly kv: KV,
@@ -95,10 +97,15 @@ export class LeaderLease {
     return this.status.role === 'leader' && Date.now() < this.validUntil;
   }
 
-  /** Stops campaigning; a leader deletes its lease so another node can win at once. */
+  /**
+   * Stops campaigning; a leader deletes its lease so another node can win at
+   * once. A round in progress finishes first: a create it sent may still win.
+   */
   async stop(): Promise<void> {
+    this.stopping = true;
     clearInterval(this.timer);
     clearTimeout(this.expiryTimer);
+    await this.round;
     const wasLeader = this.status.role === 'leader';
     this.set({ role: 'stopped' });
     if (wasLeader) {
@@ -110,16 +117,13 @@ export class LeaderLease {
     }
   }
 
-  private async tick(): Promise<void> {
-    if (this.busy || this.status.role === 'stopped') return;
-    this.busy = true;
-    try {
-      if (this.status.role === 'leader') await this.renew();
-      else await this.tryWin();
-    } finally {
-      this.busy = false;
+  private tick(): Promise<void> {
+    if (this.round || this.stopping) return this.round ?? Promise.resolve();
+    this.round = (this.status.role === 'leader' ? this.renew() : this.tryWin()).finally(() => {
+      this.round = undefined;
       this.firstRound = false;
-    }
+    });
+    return this.round;
   }
 
   private async tryWin(): Promise<void> {

@@ -108,3 +108,22 @@ test.serial('a restarted node takes its own lease back at once, under a higher e
   t.deepEqual(second.lease.current, { role: 'leader', epoch: secondEpoch }, 'no flapping');
   t.false(first.changes.slice(1).some((c) => c.role === 'leader'), 'the old process never led again');
 });
+
+test.serial('stop() during a renewal waits for it, frees the lease and reports nothing after "stopped"', async (t) => {
+  const bucket = nats.unique('lease');
+  for (let i = 0; i < 15; i++) {
+    const nc = await connect({ servers: nats.url });
+    connections.push(nc);
+    const changes: LeaseStatus[] = [];
+    // Renewing every 5 ms: a stop lands in the middle of a round most of the time.
+    const lease = await LeaderLease.campaign(nc.jetstream(), { nodeId: `n${i}`, bucket, ttlMs: 5000, intervalMs: 5, onChange: (s) => changes.push(s) });
+    t.is(lease.current.role, 'leader');
+    await new Promise((r) => setTimeout(r, 3 + (i % 5) * 7));
+    await lease.stop();
+    await new Promise((r) => setTimeout(r, 20));
+    t.deepEqual(changes.at(-1), { role: 'stopped' }, `round ${i}: nothing reported after stopped`);
+    const kv = await nc.jetstream().views.kv(bucket);
+    const entry = await kv.get('coordinator');
+    t.true(!entry || entry.operation !== 'PUT', `round ${i}: the lease is free right after stop`);
+  }
+});
