@@ -9,13 +9,12 @@
  */
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
-import { connect, type JetStreamManager, type NatsConnection } from 'nats';
-import { setupNats, tempDir, waitFor, type NatsFixture, type TempDir } from '../helpers/nats.js';
-import { killAllNodes, spawnNode, waitForNodeStarted, type LogEntry, type NodeProcess } from '../helpers/node-process.js';
+import { tempDir, waitFor } from '../helpers/nats.js';
+import { spawnNode, waitForNodeStarted, type LogEntry, type NodeProcess } from '../helpers/node-process.js';
 import { CountCollector, createEventStream, generateEvents, publishEvents, streamMessages, type EventSet } from '../fixtures/count-data.js';
 import { COUNT_PARTITIONS } from '../fixtures/count-shape.js';
-import { nodeLogs } from '../fixtures/node-logs.js';
 import { controlSubject } from '../../cluster/checkpoint/control.js';
+import { nodeTestFixture } from '../helpers/node-cluster.js';
 
 const JOB_MODULE = fileURLToPath(new URL('../fixtures/count-job.js', import.meta.url));
 const EVENTS = 150_000;
@@ -32,27 +31,11 @@ const LEASE_TTL_MS = 3_000;
  */
 const TAKEOVER_SLACK_MS = 600;
 
-let nats: NatsFixture;
-let nc: NatsConnection;
-let jsm: JetStreamManager;
 let data: EventSet;
-const dirs: TempDir[] = [];
-const logs = nodeLogs();
+const cluster = nodeTestFixture(test);
 
 test.before(async () => {
-  nats = await setupNats();
-  nc = await connect({ servers: nats.url });
-  jsm = await nc.jetstreamManager();
   data = generateEvents(EVENTS, USERS, SEED);
-});
-
-test.afterEach.always((t) => logs.settle(t));
-
-test.after.always(async () => {
-  await killAllNodes();
-  await nc?.close();
-  await nats?.cleanup();
-  await Promise.all(dirs.map((d) => d.cleanup()));
 });
 
 function entries(node: NodeProcess): LogEntry[] {
@@ -73,21 +56,21 @@ function refusals(node: NodeProcess, epoch: number): LogEntry[] {
 
 test.serial('the coordinator frozen past its lease, then killed: another takes over within the TTL, old commands are refused, exactly once', async (t) => {
   t.timeout(170_000);
-  const input = nats.unique('EV');
-  await createEventStream(jsm, input);
-  await publishEvents(nc, data.events, SUBJECTS.map((s) => `${input}.${s}`));
-  const job = nats.unique('failover');
-  const output = nats.unique('COUNTS');
-  const names = ['n1', 'n2', 'n3'].map((n) => nats.unique(n));
+  const input = cluster.nats.unique('EV');
+  await createEventStream(cluster.jsm, input);
+  await publishEvents(cluster.nc, data.events, SUBJECTS.map((s) => `${input}.${s}`));
+  const job = cluster.nats.unique('failover');
+  const output = cluster.nats.unique('COUNTS');
+  const names = ['n1', 'n2', 'n3'].map((n) => cluster.nats.unique(n));
   const nodes = new Map<string, NodeProcess>();
   for (const name of names) {
     const dir = await tempDir('millrace-failover-');
-    dirs.push(dir);
+    cluster.dirs.push(dir);
     nodes.set(
       name,
-      logs.track(
+      cluster.logs.track(
         spawnNode({
-          args: ['node', 'start', '--nats', nats.url, '--data-dir', dir.path, '--node-id', name, '--job', JOB_MODULE, '--log-level', 'debug'],
+          args: ['node', 'start', '--nats', cluster.nats.url, '--data-dir', dir.path, '--node-id', name, '--job', JOB_MODULE, '--log-level', 'debug'],
           env: {
             COUNT_JOB: job,
             COUNT_INPUT_STREAM: input,
@@ -103,7 +86,7 @@ test.serial('the coordinator frozen past its lease, then killed: another takes o
     );
   }
   await Promise.all([...nodes.values()].map((n) => waitForNodeStarted(n, 40_000)));
-  const collector = CountCollector.start(nc, output, COUNT_PARTITIONS, data.reference);
+  const collector = CountCollector.start(cluster.nc, output, COUNT_PARTITIONS, data.reference);
   t.teardown(() => collector.stop());
 
   // The tasks are shared: every node runs some, none runs them all.
@@ -116,7 +99,7 @@ test.serial('the coordinator frozen past its lease, then killed: another takes o
     return last?.msg === 'this node now coordinates';
   };
   const atLeast = async (fraction: number) =>
-    waitFor(async () => (await streamMessages(jsm, output)) >= fraction * EVENTS, { timeoutMs: 60_000, intervalMs: 20, message: `outputs never reached ${fraction * 100}%` });
+    waitFor(async () => (await streamMessages(cluster.jsm, output)) >= fraction * EVENTS, { timeoutMs: 60_000, intervalMs: 20, message: `outputs never reached ${fraction * 100}%` });
 
   // 1. Freeze the coordinator past its lease: another node takes over within the TTL.
   await atLeast(0.15);
@@ -140,7 +123,7 @@ test.serial('the coordinator frozen past its lease, then killed: another takes o
   });
   // A command from the old epoch, as the zombie would send it: a run that would restart the job from scratch.
   const stale = { leaderEpoch: oldEpoch, generation: 1_000_000, checkpoint: 0, assignment: {} };
-  nc.publish(controlSubject(job, 'run'), new TextEncoder().encode(JSON.stringify(stale)));
+  cluster.nc.publish(controlSubject(job, 'run'), new TextEncoder().encode(JSON.stringify(stale)));
   await waitFor(() => others.every(([, n]) => refusals(n, oldEpoch).length > 0), { timeoutMs: 10_000, message: 'a stale command was not refused' });
   t.pass('every live node refused the stale leader’s command');
 
@@ -161,7 +144,7 @@ test.serial('the coordinator frozen past its lease, then killed: another takes o
 
   // 5. The job finishes exactly once on the two survivors.
   await collector.waitComplete(90_000);
-  const stored = await streamMessages(jsm, output);
+  const stored = await streamMessages(cluster.jsm, output);
   await waitFor(() => collector.received >= stored, { timeoutMs: 20_000, message: 'collector behind the output stream' });
   const check = collector.check();
   t.deepEqual(check.wrongUsers.slice(0, 10), [], `users whose counts are not exactly 1..n (${check.wrongUsers.length})`);

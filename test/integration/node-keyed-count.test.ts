@@ -8,9 +8,8 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { fileURLToPath } from 'node:url';
-import { connect, type JetStreamManager, type NatsConnection } from 'nats';
-import { setupNats, tempDir, waitFor, type NatsFixture, type TempDir } from '../helpers/nats.js';
-import { killAllNodes, spawnNode, waitForNodeStarted, type LogEntry, type NodeProcess } from '../helpers/node-process.js';
+import { tempDir, waitFor } from '../helpers/nats.js';
+import { spawnNode, waitForNodeStarted, type LogEntry, type NodeProcess } from '../helpers/node-process.js';
 import {
   CountCollector,
   createEventStream,
@@ -22,7 +21,7 @@ import {
   type OutputCheck,
 } from '../fixtures/count-data.js';
 import { COUNT_PARTITIONS } from '../fixtures/count-shape.js';
-import { nodeLogs } from '../fixtures/node-logs.js';
+import { nodeTestFixture } from '../helpers/node-cluster.js';
 
 const JOB_MODULE = fileURLToPath(new URL('../fixtures/count-job.js', import.meta.url));
 
@@ -32,34 +31,18 @@ const SEED = 0x5eed_2024;
 /** The input is published to 4 subjects and the job reads one source partition per subject. */
 const SOURCE_SUBJECTS = ['a', 'b', 'c', 'd'];
 
-let nats: NatsFixture;
-let nc: NatsConnection;
-let jsm: JetStreamManager;
 let data: EventSet;
 let inputStream: string;
-const dirs: TempDir[] = [];
-const logs = nodeLogs();
+const cluster = nodeTestFixture(test);
 
 test.before(async (t) => {
-  nats = await setupNats();
-  nc = await connect({ servers: nats.url });
-  jsm = await nc.jetstreamManager();
   data = generateEvents(EVENTS, USERS, SEED);
-  inputStream = nats.unique('EV');
-  await createEventStream(jsm, inputStream);
+  inputStream = cluster.nats.unique('EV');
+  await createEventStream(cluster.jsm, inputStream);
   const started = Date.now();
-  await publishEvents(nc, data.events, SOURCE_SUBJECTS.map((s) => `${inputStream}.${s}`));
+  await publishEvents(cluster.nc, data.events, SOURCE_SUBJECTS.map((s) => `${inputStream}.${s}`));
   const ms = Date.now() - started;
   t.log(`published ${EVENTS} events (${data.reference.size} users, seed ${SEED}) in ${ms} ms (${rate(EVENTS, ms)}/s)`);
-});
-
-test.afterEach.always((t) => logs.settle(t));
-
-test.after.always(async () => {
-  await killAllNodes();
-  await nc?.close();
-  await nats?.cleanup();
-  await Promise.all(dirs.map((d) => d.cleanup()));
 });
 
 interface CountRun {
@@ -73,13 +56,13 @@ interface CountRun {
 
 async function newRun(input: string, subjects: readonly string[]): Promise<CountRun> {
   const dir = await tempDir('millrace-count-');
-  dirs.push(dir);
-  return { job: nats.unique('count'), input, output: nats.unique('COUNTS'), dataDir: dir.path, nodeId: nats.unique('node'), subjects };
+  cluster.dirs.push(dir);
+  return { job: cluster.nats.unique('count'), input, output: cluster.nats.unique('COUNTS'), dataDir: dir.path, nodeId: cluster.nats.unique('node'), subjects };
 }
 
 function startCountNode(run: CountRun, logLevel = 'info'): NodeProcess {
-  return logs.track(spawnNode({
-    args: ['node', 'start', '--nats', nats.url, '--data-dir', run.dataDir, '--node-id', run.nodeId, '--job', JOB_MODULE, '--log-level', logLevel],
+  return cluster.logs.track(spawnNode({
+    args: ['node', 'start', '--nats', cluster.nats.url, '--data-dir', run.dataDir, '--node-id', run.nodeId, '--job', JOB_MODULE, '--log-level', logLevel],
     env: {
       COUNT_JOB: run.job,
       COUNT_INPUT_STREAM: run.input,
@@ -112,7 +95,7 @@ async function stopGracefully(node: NodeProcess) {
 
 /** Waits until the collector has read everything the output stream holds. */
 async function drain(collector: CountCollector, output: string): Promise<OutputCheck> {
-  const stored = await streamMessages(jsm, output);
+  const stored = await streamMessages(cluster.jsm, output);
   await waitFor(() => collector.received >= stored, { timeoutMs: 20_000, message: `collector read fewer than ${stored} outputs` });
   return collector.check();
 }
@@ -136,7 +119,7 @@ test.serial('keyed count over 120k JSON events, real node process', async (t) =>
   const started = Date.now();
   const node = startCountNode(run);
   await waitForNodeStarted(node, 30_000);
-  const collector = CountCollector.start(nc, run.output, COUNT_PARTITIONS, data.reference);
+  const collector = CountCollector.start(cluster.nc, run.output, COUNT_PARTITIONS, data.reference);
   t.teardown(() => collector.stop());
 
   await collector.waitComplete(70_000);
@@ -167,11 +150,11 @@ test.serial('kill -9 mid-run twice, restart on the same data dir: nothing lost',
     lives.push(node);
     await waitForNodeStarted(node, 30_000);
     const startedAt = Date.now();
-    collector ??= CountCollector.start(nc, run.output, COUNT_PARTITIONS, data.reference);
+    collector ??= CountCollector.start(cluster.nc, run.output, COUNT_PARTITIONS, data.reference);
     let seen = 0;
     await waitFor(
       async () => {
-        seen = await streamMessages(jsm, run.output);
+        seen = await streamMessages(cluster.jsm, run.output);
         return (killAt === 0 ? Date.now() - startedAt >= 300 : seen >= killAt * EVENTS) || node.exitStatus !== undefined;
       },
       { timeoutMs: 60_000, intervalMs: 10, message: `life ${life + 1}: outputs never reached ${killAt * 100}%` },
@@ -179,7 +162,7 @@ test.serial('kill -9 mid-run twice, restart on the same data dir: nothing lost',
     node.kill('SIGKILL');
     const exit = await node.waitForExit(10_000);
     t.is(exit.signal, 'SIGKILL', `life ${life + 1} ended by the kill, not by itself`);
-    const stored = await streamMessages(jsm, run.output);
+    const stored = await streamMessages(cluster.jsm, run.output);
     kills.push({ at: seen, stored });
     t.log(`life ${life + 1}: SIGKILL at ${seen} outputs (${((seen / EVENTS) * 100).toFixed(0)}%), ${stored} stored after exit`);
     if (life === 0) t.true(stored >= killAt * EVENTS && stored < EVENTS, `life 1 was killed mid-run (${stored} of ${EVENTS})`);
@@ -215,19 +198,19 @@ test.serial('SIGTERM mid-run exits 0; a restart resumes from the last checkpoint
   const run = await newRun(inputStream, SOURCE_SUBJECTS.map((s) => `${inputStream}.${s}`));
   const first = startCountNode(run, 'debug');
   await waitForNodeStarted(first, 30_000);
-  const collector = CountCollector.start(nc, run.output, COUNT_PARTITIONS, data.reference);
+  const collector = CountCollector.start(cluster.nc, run.output, COUNT_PARTITIONS, data.reference);
   t.teardown(() => collector.stop());
-  await waitFor(async () => (await streamMessages(jsm, run.output)) >= 0.4 * EVENTS, {
+  await waitFor(async () => (await streamMessages(cluster.jsm, run.output)) >= 0.4 * EVENTS, {
     timeoutMs: 60_000,
     intervalMs: 10,
     message: 'outputs never reached 40%',
   });
   const stopAt = Date.now();
-  const storedAtSignal = await streamMessages(jsm, run.output);
+  const storedAtSignal = await streamMessages(cluster.jsm, run.output);
   first.kill('SIGTERM');
   const exit = await first.waitForExit(20_000);
   t.deepEqual(exit, { code: 0, signal: null }, 'graceful exit on SIGTERM while busy');
-  const stored = await streamMessages(jsm, run.output);
+  const stored = await streamMessages(cluster.jsm, run.output);
   t.log(`stopped in ${Date.now() - stopAt} ms: ${storedAtSignal} outputs stored at the signal, ${stored} after exit`);
   t.true(storedAtSignal < EVENTS, `signalled before the job finished (${storedAtSignal} of ${EVENTS})`);
   // The next life resumes from the last committed checkpoint: at or before where each task stopped, never from scratch.
@@ -250,8 +233,8 @@ test.serial('SIGTERM mid-run exits 0; a restart resumes from the last checkpoint
 
 test.serial('bad records are logged with their stream sequence and skipped', async (t) => {
   t.timeout(60_000);
-  const input = nats.unique('BAD');
-  await createEventStream(jsm, input);
+  const input = cluster.nats.unique('BAD');
+  await createEventStream(cluster.jsm, input);
   const run = await newRun(input, []); // one source partition over the whole stream
   const { events, reference } = generateEvents(4_000, 200, SEED + 1);
   const encoder = new TextEncoder();
@@ -269,17 +252,17 @@ test.serial('bad records are logged with their stream sequence and skipped', asy
   const after = events.slice(3_000).map(json);
   // valid, bad ones interleaved with valid ones, valid
   const first = [...before, bad[0]!.body, bad[1]!.body, ...middle.slice(0, 500), bad[2]!.body, ...middle.slice(500), bad[3]!.body];
-  const seqs = await publishAcked(nc, first, () => subject);
+  const seqs = await publishAcked(cluster.nc, first, () => subject);
   const badSeqs = [before.length, before.length + 1, before.length + 2 + 500, first.length - 1].map((i) => seqs[i]!);
   const expected = bad.map((b, i) => ({ seq: badSeqs[i]!, code: b.code, stream: input })).sort((a, b) => a.seq - b.seq);
 
   const node = startCountNode(run);
   await waitForNodeStarted(node, 30_000);
-  const collector = CountCollector.start(nc, run.output, COUNT_PARTITIONS, reference);
+  const collector = CountCollector.start(cluster.nc, run.output, COUNT_PARTITIONS, reference);
   t.teardown(() => collector.stop());
   // The rest arrives once the node has skipped every bad record: it keeps going.
   await node.waitForLog((e) => e.msg === 'record skipped' && e.seq === badSeqs[3], 30_000);
-  await publishAcked(nc, after, () => subject);
+  await publishAcked(cluster.nc, after, () => subject);
   await collector.waitComplete(30_000);
 
   const skipped = node

@@ -11,42 +11,26 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import { decodeRecordValue } from '../../index.js';
-import { setupNats, tempDir, waitFor, type NatsFixture, type TempDir } from '../helpers/nats.js';
-import { killAllNodes, MILLRACE_BIN, spawnNode, waitForNodeStarted, type NodeProcess } from '../helpers/node-process.js';
+import { tempDir, waitFor } from '../helpers/nats.js';
+import { MILLRACE_BIN, spawnNode, waitForNodeStarted, type NodeProcess } from '../helpers/node-process.js';
 import { createEventStream, generateEvents, publishEvents, streamMessages, type CountEvent } from '../fixtures/count-data.js';
-import { nodeLogs } from '../fixtures/node-logs.js';
 import type { VersionedCount } from '../fixtures/count-job-v2.js';
+import { nodeTestFixture } from '../helpers/node-cluster.js';
 
 const V1 = fileURLToPath(new URL('../fixtures/count-job.js', import.meta.url));
 const V2 = fileURLToPath(new URL('../fixtures/count-job-v2.js', import.meta.url));
 const HALF = 15_000;
 const SUBJECTS = ['a', 'b'];
 
-let nats: NatsFixture;
-let nc: NatsConnection;
-let jsm: JetStreamManager;
-const dirs: TempDir[] = [];
-const logs = nodeLogs();
+const cluster = nodeTestFixture(test);
 
 test.before(async () => {
-  nats = await setupNats();
-  nc = await connect({ servers: nats.url });
-  jsm = await nc.jetstreamManager();
 });
-test.afterEach.always((t) => logs.settle(t));
-test.after.always(async () => {
-  await killAllNodes();
-  await nc?.close();
-  await nats?.cleanup();
-  await Promise.all(dirs.map((d) => d.cleanup()));
-});
-
 /** Runs the CLI to completion: exit code, stdout, stderr. */
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MILLRACE_BIN, ...args, '--nats', nats.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MILLRACE_BIN, ...args, '--nats', cluster.nats.url], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -57,8 +41,8 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 
 /** Every record of `stream`, decoded, in stream order. */
 async function readAll<T>(stream: string): Promise<T[]> {
-  const consumer = await nc.jetstream().consumers.get(stream);
-  const total = await streamMessages(jsm, stream);
+  const consumer = await cluster.nc.jetstream().consumers.get(stream);
+  const total = await streamMessages(cluster.jsm, stream);
   const out: T[] = [];
   while (out.length < total) {
     const batch = await consumer.fetch({ max_messages: 5_000, expires: 2_000 });
@@ -77,16 +61,16 @@ test('a job restarted from a savepoint after a compatible code change continues 
   t.timeout(150_000);
   const { events } = generateEvents(2 * HALF, 800, 0x5a7e);
   const [first, second] = [events.slice(0, HALF), events.slice(HALF)];
-  const input = nats.unique('EV');
-  const output = nats.unique('COUNTS');
-  const job = nats.unique('sp');
-  await createEventStream(jsm, input);
+  const input = cluster.nats.unique('EV');
+  const output = cluster.nats.unique('COUNTS');
+  const job = cluster.nats.unique('sp');
+  await createEventStream(cluster.jsm, input);
   const dir = await tempDir('millrace-savepoint-');
-  dirs.push(dir);
+  cluster.dirs.push(dir);
   const start = (module: string): NodeProcess =>
-    logs.track(
+    cluster.logs.track(
       spawnNode({
-        args: ['node', 'start', '--nats', nats.url, '--data-dir', dir.path, '--node-id', 'sp-node', '--job', module],
+        args: ['node', 'start', '--nats', cluster.nats.url, '--data-dir', dir.path, '--node-id', 'sp-node', '--job', module],
         env: {
           COUNT_JOB: job,
           COUNT_INPUT_STREAM: input,
@@ -97,10 +81,10 @@ test('a job restarted from a savepoint after a compatible code change continues 
       }),
     );
   const outputsReach = (n: number) =>
-    waitFor(async () => (await streamMessages(jsm, output).catch(() => 0)) >= n, { timeoutMs: 60_000, intervalMs: 100, message: `outputs never reached ${n}` });
+    waitFor(async () => (await streamMessages(cluster.jsm, output).catch(() => 0)) >= n, { timeoutMs: 60_000, intervalMs: 100, message: `outputs never reached ${n}` });
 
   // Version 1 counts the first half; the savepoint is taken after it.
-  await publishEvents(nc, first, SUBJECTS.map((s) => `${input}.${s}`));
+  await publishEvents(cluster.nc, first, SUBJECTS.map((s) => `${input}.${s}`));
   const v1 = start(V1);
   await waitForNodeStarted(v1);
   await outputsReach(HALF);
@@ -113,7 +97,7 @@ test('a job restarted from a savepoint after a compatible code change continues 
   t.regex(taken.stderr, /MR_SAVEPOINT_INVALID.*already has a savepoint "before-second-half"/);
 
   // Version 1 goes on over the second half, then stops.
-  await publishEvents(nc, second, SUBJECTS.map((s) => `${input}.${s}`));
+  await publishEvents(cluster.nc, second, SUBJECTS.map((s) => `${input}.${s}`));
   await outputsReach(2 * HALF);
   v1.kill('SIGTERM');
   t.deepEqual(await v1.waitForExit(20_000), { code: 0, signal: null });
