@@ -5,7 +5,7 @@
  * node killed, the server stopped and the temp dirs the tests made removed.
  * Read `nats`, `nc` and `jsm` inside tests and later hooks only.
  */
-import type { TestFn } from 'ava';
+import type { ExecutionContext, TestFn } from 'ava';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import { nodeLogs, type NodeLogs } from '../fixtures/node-logs.js';
 import { setupNats, type NatsFixture, type TempDir } from './nats.js';
@@ -21,14 +21,20 @@ export interface NodeTestFixture {
   readonly dirs: TempDir[];
 }
 
-export function nodeTestFixture(test: TestFn): NodeTestFixture {
+/**
+ * @param setup runs in the same `test.before` once the server is up (ava
+ *   runs a file's `before` hooks concurrently, so a separate hook could not
+ *   use the server)
+ */
+export function nodeTestFixture(test: TestFn, setup?: (fixture: NodeTestFixture, t: ExecutionContext) => Promise<void>): NodeTestFixture {
   let started: { nats: NatsFixture; nc: NatsConnection; jsm: JetStreamManager } | undefined;
   const dirs: TempDir[] = [];
   const logs = nodeLogs();
-  test.before(async () => {
+  test.before(async (t) => {
     const nats = await setupNats();
     const nc = await connect({ servers: nats.url });
     started = { nats, nc, jsm: await nc.jetstreamManager() };
+    await setup?.(fixture, t);
   });
   test.afterEach.always((t) => logs.settle(t));
   test.after.always(async () => {
@@ -41,7 +47,7 @@ export function nodeTestFixture(test: TestFn): NodeTestFixture {
     if (!started) throw new Error('the nats-server of this file is not started yet: use it inside a test');
     return started;
   };
-  return {
+  const fixture: NodeTestFixture = {
     get nats() {
       return get().nats;
     },
@@ -54,4 +60,5 @@ export function nodeTestFixture(test: TestFn): NodeTestFixture {
     logs,
     dirs,
   };
+  return fixture;
 }

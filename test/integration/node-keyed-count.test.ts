@@ -33,14 +33,12 @@ const SOURCE_SUBJECTS = ['a', 'b', 'c', 'd'];
 
 let data: EventSet;
 let inputStream: string;
-const cluster = nodeTestFixture(test);
-
-test.before(async (t) => {
+const cluster = nodeTestFixture(test, async (fixture, t) => {
   data = generateEvents(EVENTS, USERS, SEED);
-  inputStream = cluster.nats.unique('EV');
-  await createEventStream(cluster.jsm, inputStream);
+  inputStream = fixture.nats.unique('EV');
+  await createEventStream(fixture.jsm, inputStream);
   const started = Date.now();
-  await publishEvents(cluster.nc, data.events, SOURCE_SUBJECTS.map((s) => `${inputStream}.${s}`));
+  await publishEvents(fixture.nc, data.events, SOURCE_SUBJECTS.map((s) => `${inputStream}.${s}`));
   const ms = Date.now() - started;
   t.log(`published ${EVENTS} events (${data.reference.size} users, seed ${SEED}) in ${ms} ms (${rate(EVENTS, ms)}/s)`);
 });
