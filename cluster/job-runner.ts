@@ -24,7 +24,7 @@ import type { CheckpointManifest, ManifestStore } from './checkpoint/manifest-st
 import type { SnapshotStore } from './checkpoint/snapshot-store.js';
 import { RESTORE_SOURCES, restoreTaskState, TaskSnapshots, type RestoreSource } from './checkpoint/task-snapshots.js';
 import { natsTaskOutput } from './task-output.js';
-import { storedIds } from './transport/stored-ids.js';
+import { StoredIdLookup } from './transport/stored-ids.js';
 import { openPartitionConsumer } from './transport/partition-consumer.js';
 import { createStream, describeStream, partitionSubject } from './transport/streams.js';
 import { translateNatsError, isStreamNotFound } from './transport/nats-errors.js';
@@ -72,6 +72,8 @@ export class JobRunner {
   /** Tells the coordinator this start apart from an earlier one of the same node. */
   private readonly instance = randomUUID();
   private readonly log: Logger;
+  /** For sink tasks restored with staged outputs: which of them an earlier run stored. */
+  private readonly storedIds: StoredIdLookup;
 
   constructor(
     readonly definition: JobDefinition,
@@ -79,6 +81,7 @@ export class JobRunner {
   ) {
     this.plan = compileJob(definition);
     this.log = deps.logger.child({ job: definition.name });
+    this.storedIds = new StoredIdLookup(deps.js, deps.jsm);
   }
 
   get tasks(): readonly Task[] {
@@ -221,7 +224,7 @@ export class JobRunner {
     const uploads = new TaskSnapshots(snapshots, backend, this.plan.job, config.checkpoint.fullSnapshotEvery, part?.snapshots ?? []);
     const output = internalOutputStream(stage)
       ? natsTaskOutput(nc, config.task.publishWindow, { producer: slot.id, generation })
-      : natsTaskOutput(nc, config.task.publishWindow, undefined, (query) => storedIds(js, jsm, query));
+      : natsTaskOutput(nc, config.task.publishWindow, undefined, (query) => this.storedIds.storedIds(query));
     const task = new Task({
       job: this.plan.job,
       stage,

@@ -17,6 +17,8 @@ import { isStreamNotFound, translateNatsError } from './nats-errors.js';
 
 /** A window must cover `since` by this much to be trusted: the node's and the server's clocks, and the time the check takes. */
 const WINDOW_MARGIN_MS = 10_000;
+/** How long a subject's stream and a stream's duplicate window are reused (a window the user shortens is seen this late). */
+const STREAM_INFO_TTL_MS = 30_000;
 /** A scan that takes longer fails with a retryable error (the task fails; its next run tries again). */
 const SCAN_TIMEOUT_MS = 60_000;
 
@@ -30,22 +32,52 @@ export interface StoredIdsQuery {
 }
 
 /**
- * The ids starting with `prefix` stored at or after `since` under
- * `subjects`, for the streams whose duplicate window no longer covers
- * `since`; under a stream whose window does, none (publishing again is
- * deduplicated by the server).
+ * Looks up stored ids for the sink tasks of one node. Which stream holds a
+ * subject, and that stream's duplicate window, are read once per
+ * STREAM_INFO_TTL_MS and shared: every sink task of a restarted job asks
+ * about the same subjects at the same moment.
  */
-export async function storedIds(js: JetStreamClient, jsm: JetStreamManager, query: StoredIdsQuery, now = Date.now()): Promise<Set<string>> {
-  const ids = new Set<string>();
-  const windows = new Map<string, number>();
-  for (const subject of new Set(query.subjects)) {
-    const stream = await streamOf(jsm, subject);
-    if (!stream) continue;
-    if (!windows.has(stream)) windows.set(stream, await duplicateWindowMs(jsm, stream));
-    if (now - query.since < windows.get(stream)! - WINDOW_MARGIN_MS) continue;
-    await scan(js, jsm, stream, subject, query, ids);
+export class StoredIdLookup {
+  private readonly streams = new Map<string, Cached<string | undefined>>();
+  private readonly windows = new Map<string, Cached<number>>();
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * The ids starting with `prefix` stored at or after `since` under
+   * `subjects`, for the streams whose duplicate window no longer covers
+   * `since`; under a stream whose window does, none (publishing again is
+   * deduplicated by the server).
+   */
+  async storedIds(query: StoredIdsQuery): Promise<Set<string>> {
+    const ids = new Set<string>();
+    for (const subject of new Set(query.subjects)) {
+      const stream = await this.cached(this.streams, subject, () => streamOf(this.jsm, subject));
+      if (!stream) continue;
+      const windowMs = await this.cached(this.windows, stream, () => duplicateWindowMs(this.jsm, stream));
+      if (this.now() - query.since < windowMs - WINDOW_MARGIN_MS) continue;
+      await scan(this.js, this.jsm, stream, subject, query, ids);
+    }
+    return ids;
   }
-  return ids;
+
+  private cached<T>(cache: Map<string, Cached<T>>, key: string, read: () => Promise<T>): Promise<T> {
+    const hit = cache.get(key);
+    if (hit && this.now() - hit.at < STREAM_INFO_TTL_MS) return hit.value;
+    const value = read();
+    cache.set(key, { value, at: this.now() });
+    value.catch(() => cache.delete(key));
+    return value;
+  }
+}
+
+interface Cached<T> {
+  readonly value: Promise<T>;
+  readonly at: number;
 }
 
 async function streamOf(jsm: JetStreamManager, subject: string): Promise<string | undefined> {

@@ -11,7 +11,7 @@ import { headers as natsHeaders } from 'nats';
 import pino from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { natsTaskOutput } from '../../cluster/task-output.js';
-import { storedIds } from '../../cluster/transport/stored-ids.js';
+import { StoredIdLookup } from '../../cluster/transport/stored-ids.js';
 import { job, keyed, sink, source, value } from '../../index.js';
 import { compileJob } from '../../runtime/plan/compile.js';
 import type { StateBackend } from '../../runtime/state/backend.js';
@@ -92,7 +92,8 @@ test('after the duplicate window, a restarted sink publishes only the staged out
   await sleep(WINDOW_MS * 2);
 
   // Run 2 starts from the same backend: checkpoint 1 is the committed one, its staged outputs go out.
-  const output = natsTaskOutput(server.nc, 10, undefined, (query) => storedIds(js, jsm, query));
+  const lookup = new StoredIdLookup(js, jsm);
+  const output = natsTaskOutput(server.nc, 10, undefined, (query) => lookup.storedIds(query));
   const second = sinkTask(name, backend, input, output);
   await second.start();
   await output.flushed(output.mark());
@@ -114,9 +115,27 @@ test('the window is what the lookup saves: past it the server stores a repeated 
   await js.publish(`mr.${short}.0`, new Uint8Array(0), { msgID: 'a:c1:0' });
   t.deepEqual(await storedIdList(short), ['a:c1:0', 'b:c1:0', 'a:c1:0'], 'a repeated id past the window is stored again');
 
+  const lookup = new StoredIdLookup(js, jsm);
   const query = (stream: string) => ({ subjects: [`mr.${stream}.0`, `mr.${stream}.9`], prefix: 'a:', since });
-  t.deepEqual([...(await storedIds(js, jsm, query(short)))], ['a:c1:0'], 'past the window: the ids read back, of this prefix only');
-  t.deepEqual([...(await storedIds(js, jsm, query(long)))], [], 'within the window nothing is read: the server deduplicates');
-  t.deepEqual([...(await storedIds(js, jsm, { ...query(short), since: Date.now() + 1000 }))], [], 'nothing stored since `since`');
-  t.deepEqual([...(await storedIds(js, jsm, { subjects: ['nowhere.0'], prefix: 'a:', since }))], [], 'a subject no stream holds');
+  t.deepEqual([...(await lookup.storedIds(query(short)))], ['a:c1:0'], 'past the window: the ids read back, of this prefix only');
+  t.deepEqual([...(await lookup.storedIds(query(long)))], [], 'within the window nothing is read: the server deduplicates');
+  t.deepEqual([...(await lookup.storedIds({ ...query(short), since: Date.now() + 1000 }))], [], 'nothing stored since `since`');
+  t.deepEqual([...(await lookup.storedIds({ subjects: ['nowhere.0'], prefix: 'a:', since }))], [], 'a subject no stream holds');
+});
+
+test('the streams of subjects and their duplicate windows are read once for all the tasks that ask at the same time', async (t) => {
+  const stream = await outputStream(server.nats.unique('shared'), 120_000);
+  const jsm = await server.nc.jetstreamManager();
+  const calls = { find: 0, info: 0 };
+  const counting = {
+    ...jsm,
+    streams: Object.assign(Object.create(jsm.streams) as typeof jsm.streams, {
+      find: (subject: string) => (calls.find++, jsm.streams.find(subject)),
+      info: (name: string) => (calls.info++, jsm.streams.info(name)),
+    }),
+  } as typeof jsm;
+  const lookup = new StoredIdLookup(server.nc.jetstream(), counting);
+  const subjects = [0, 1, 2].map((p) => `mr.${stream}.${p}`);
+  await Promise.all(Array.from({ length: 6 }, (_, task) => lookup.storedIds({ subjects, prefix: `t${task}:`, since: Date.now() - 1000 })));
+  t.deepEqual(calls, { find: 3, info: 1 }, 'one find per subject and one info per stream, for six tasks');
 });
