@@ -35,10 +35,6 @@ export function parseSnapshotName(name: string): Pick<SnapshotRef, 'checkpoint' 
   return { checkpoint: Number(checkpoint), generation: Number(generation?.slice(1)), kind: kind as SnapshotRef['kind'] };
 }
 
-function checkpointOf(name: string): number {
-  return parseSnapshotName(name).checkpoint;
-}
-
 /** On the wire: msgpack of `[key, value | null][]`. */
 type Encoded = [Uint8Array, Uint8Array | null][];
 
@@ -106,10 +102,10 @@ export class SnapshotStore {
    */
   async collect(task: string, keep: ReadonlySet<string>): Promise<number> {
     let deleted = 0;
-    const newestKept = Math.max(0, ...[...keep].map(checkpointOf));
+    const newestKept = Math.max(0, ...[...keep].map((name) => parseSnapshotName(name).checkpoint));
     for (const info of await this.os.list()) {
       if (info.deleted || !info.name.startsWith(`${task}/`) || keep.has(info.name)) continue;
-      if (checkpointOf(info.name) >= newestKept) continue;
+      if (parseSnapshotName(info.name).checkpoint >= newestKept) continue;
       await this.os.delete(info.name);
       deleted++;
     }

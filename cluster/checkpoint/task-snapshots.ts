@@ -10,7 +10,7 @@
  */
 import { ErrorCodes, millraceError } from '../../errors.js';
 import type { BackendWrite, StateBackend } from '../../runtime/state/backend.js';
-import { readTaskPosition, sameCheckpoint, type TaskPosition } from '../../runtime/state/task-position.js';
+import { readTaskPosition, sameCheckpoint, type CheckpointPoint } from '../../runtime/state/task-position.js';
 import { clearUndoLog, rollBack, type TaskAddress } from '../../runtime/state/undo-log.js';
 import type { SealedCheckpoint } from '../../runtime/task/task.js';
 import type { TaskCheckpoint } from './manifest-store.js';
@@ -77,39 +77,37 @@ export async function restoreTaskState(
   where: TaskAddress & { prefixes: readonly Uint8Array[] },
   checkpoint: { id: number; generation: number; part: TaskCheckpoint | undefined },
 ): Promise<RestoreSource> {
-  const source = await restore(backend, store, where, checkpoint);
+  if (!checkpoint.part) {
+    await wipe(backend, where.prefixes);
+    await clearUndoLog(backend, where);
+    return 'empty';
+  }
+  const target = { checkpoint: checkpoint.id, generation: checkpoint.generation };
+  const source = await restore(backend, store, where, target, checkpoint.part.snapshots);
   await clearUndoLog(backend, where);
-  if (source === 'empty') return source;
   const restored = readTaskPosition(backend, where.job, where.stage, where.partition);
-  if (!sameCheckpoint(restored, { position: 0, checkpoint: checkpoint.id, generation: checkpoint.generation })) {
+  if (!sameCheckpoint(restored, target)) {
     throw millraceError(
       ErrorCodes.STATE_CORRUPTED,
       `restoring task ${where.job}/${where.stage}/${where.partition} (${source}) gave checkpoint ${restored.checkpoint} (generation ${restored.generation}), not ${checkpoint.id} (generation ${checkpoint.generation})`,
-      { disposition: 'task-corrupted', details: { source, snapshots: checkpoint.part?.snapshots } },
+      { disposition: 'task-corrupted', details: { source, snapshots: checkpoint.part.snapshots } },
     );
   }
   return source;
 }
 
+/** Brings the backend to `target`, whose snapshot chain is `chain`, the cheapest way it can. */
 async function restore(
   backend: StateBackend,
   store: SnapshotStore,
   where: TaskAddress & { prefixes: readonly Uint8Array[] },
-  checkpoint: { id: number; generation: number; part: TaskCheckpoint | undefined },
+  target: CheckpointPoint,
+  chain: readonly string[],
 ): Promise<RestoreSource> {
-  if (!checkpoint.part) {
-    await wipe(backend, where.prefixes);
-    return 'empty';
-  }
-  const target = { position: 0, checkpoint: checkpoint.id, generation: checkpoint.generation };
   const before = readTaskPosition(backend, where.job, where.stage, where.partition);
   const local = await rollBack(backend, where, target);
   if (sameCheckpoint(local, target)) return sameCheckpoint(before, target) ? 'local' : 'rolledBack';
-  const chain = checkpoint.part.snapshots;
-  const at = chain.findIndex((name) => {
-    const ref = parseSnapshotName(name);
-    return ref.checkpoint === local.checkpoint && ref.generation === local.generation;
-  });
+  const at = chain.findIndex((name) => sameCheckpoint(parseSnapshotName(name), local));
   if (local.checkpoint > 0 && at >= 0) {
     await store.apply(chain.slice(at + 1), backend);
     if (sameCheckpoint(readTaskPosition(backend, where.job, where.stage, where.partition), target)) return 'caughtUp';

@@ -19,10 +19,13 @@ export interface TaskPosition {
   readonly generation: number;
 }
 
+/** What identifies a sealed state: its checkpoint and the run that sealed it (a snapshot name carries both too). */
+export type CheckpointPoint = Pick<TaskPosition, 'checkpoint' | 'generation'>;
+
 export const NO_POSITION: TaskPosition = Object.freeze({ position: 0, checkpoint: 0, generation: 0 });
 
 /** Whether two positions were sealed by the same checkpoint of the same run: then they describe the same state. */
-export function sameCheckpoint(a: TaskPosition, b: TaskPosition): boolean {
+export function sameCheckpoint(a: CheckpointPoint, b: CheckpointPoint): boolean {
   return a.checkpoint === b.checkpoint && a.generation === b.generation;
 }
 

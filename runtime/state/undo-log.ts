@@ -20,7 +20,7 @@
 import { decodeMsgpack, encodeMsgpack } from '../wire/codec.js';
 import type { BackendWrite, StateBackend } from './backend.js';
 import { undoKey, undoPrefix } from './keys.js';
-import { readTaskPosition, sameCheckpoint, type TaskPosition } from './task-position.js';
+import { readTaskPosition, sameCheckpoint, type CheckpointPoint, type TaskPosition } from './task-position.js';
 
 /** Before-images per undo chunk: keeps each LevelDB value to a few hundred KB. */
 const CHUNK_ENTRIES = 10_000;
@@ -87,7 +87,7 @@ export class UndoLog {
  * before-images and the deletion of the record. Returns the position the
  * backend ends at, which is `target` only if the log reached it.
  */
-export async function rollBack(backend: StateBackend, task: TaskAddress, target: TaskPosition): Promise<TaskPosition> {
+export async function rollBack(backend: StateBackend, task: TaskAddress, target: CheckpointPoint): Promise<TaskPosition> {
   for (;;) {
     const local = readTaskPosition(backend, task.job, task.stage, task.partition);
     if (sameCheckpoint(local, target) || local.checkpoint === 0) return local;

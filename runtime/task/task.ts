@@ -184,6 +184,8 @@ export class Task {
    * within its duplicate window).
    */
   private readonly idPrefix: string;
+  /** Staged sink outputs are published as `<task>:c<checkpoint>:<i>`. */
+  private readonly stagedIdPrefix: string;
   /** Whether the input is an internal stream: outputs then take their origin from the input record's id. */
   private readonly chainedOrigin: boolean;
   /** Prefix of the message ids of what the current record or timer emits, and the next index. */
@@ -215,6 +217,7 @@ export class Task {
     this.undoLog = checkpointing ? new UndoLog(options.backend, { job, stage: stage.id, partition }) : undefined;
     const internalOutput = internalOutputStream(stage);
     this.idPrefix = internalOutput ? `${this.id}:${this.generation}:` : `${this.id}:`;
+    this.stagedIdPrefix = `${this.id}:c`;
     this.chainedOrigin = stage.input.kind === 'stream' && stage.input.internal;
     this.maxUncommitted =
       checkpointing && checkpointing.upstream.length === 0 ? (checkpointing.maxUncommittedRecords ?? DEFAULT_MAX_UNCOMMITTED_RECORDS) : Infinity;
@@ -546,7 +549,7 @@ export class Task {
       if (checkpoint > n) break;
       const { records } = this.staged.get(checkpoint)!;
       records.forEach(([subject, data, key, ts], i) => {
-        const id = `${this.id}:c${checkpoint}:${i}`;
+        const id = `${this.stagedIdPrefix}${checkpoint}:${i}`;
         if (!stored.has(id)) output.publish(subject, data, key, ts, id);
       });
       this.staged.delete(checkpoint);
@@ -601,7 +604,7 @@ export class Task {
       since = Math.min(since, sealedAt);
       for (const [subject] of records) subjects.add(subject);
     }
-    return lookup({ subjects: [...subjects], prefix: `${this.id}:c`, since: since - STAGED_CLOCK_SLACK_MS });
+    return lookup({ subjects: [...subjects], prefix: this.stagedIdPrefix, since: since - STAGED_CLOCK_SLACK_MS });
   }
 
   /** Arms one wall-clock wake-up for the earliest timer of any operator. */

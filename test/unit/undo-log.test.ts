@@ -98,7 +98,7 @@ test('a committed checkpoint\'s undo record is deleted with the next seal; newer
   t.is(await records(), 3, 'nothing is deleted before the next seal');
   await seal(backend, log, 4, 1, [{ key: bytes('k4'), value: bytes('v') }]);
   t.is(await records(), 2, 'the records of checkpoints 3 and 4 are left');
-  t.like(await rollBack(backend, TASK, { position: 0, checkpoint: 2, generation: 1 }), { checkpoint: 2 });
+  t.like(await rollBack(backend, TASK, { checkpoint: 2, generation: 1 }), { checkpoint: 2 });
   t.is(await records(), 0);
 });
 
@@ -109,7 +109,7 @@ test('a seal of more than 10,000 writes is undone from several chunks', async (t
   const reference = await stateOf(backend);
   await seal(backend, log, 2, 1, Array.from({ length: 25_000 }, (_, i) => ({ key: bytes(`k${i * 2}`), value: i % 2 ? undefined : bytes('b') })));
   t.is(Object.keys(await dump(backend, undoPrefix(TASK.job, TASK.stage, TASK.partition, 2))).length, 3);
-  await rollBack(backend, TASK, { position: 0, checkpoint: 1, generation: 1 });
+  await rollBack(backend, TASK, { checkpoint: 1, generation: 1 });
   t.deepEqual(await stateOf(backend), reference);
 });
 
@@ -120,7 +120,7 @@ test('rollback stops where no record describes the local state: at a record of a
   await seal(backend, log, 2, 1, [{ key: bytes('a'), value: bytes('2') }]);
   // A later run restored checkpoint 1 elsewhere; this node then sealed 2 of generation 2 without a record (as if lost).
   await backend.write([{ key: bytes('a'), value: bytes('x') }, positionWrite(positionKey(TASK.job, TASK.stage, TASK.partition), { position: 0, checkpoint: 2, generation: 2 })]);
-  t.like(await rollBack(backend, TASK, { position: 0, checkpoint: 1, generation: 1 }), { checkpoint: 2, generation: 2 }, 'generation 1\'s record of 2 is not applied');
+  t.like(await rollBack(backend, TASK, { checkpoint: 1, generation: 1 }), { checkpoint: 2, generation: 2 }, 'generation 1\'s record of 2 is not applied');
   t.is(hex(backend.getSync(bytes('a'))!), hex(bytes('x')));
   await clearUndoLog(backend, TASK);
   t.deepEqual(await dump(backend, undoPrefix(TASK.job, TASK.stage, TASK.partition)), {});
