@@ -6,17 +6,34 @@
  *
  * Every message carries a `Nats-Msg-Id`, so a publish retried after a lost
  * PubAck, or replayed after a crash, is dropped by JetStream as a duplicate.
+ *
+ * Publishes are stored in the order they were made. One connection delivers
+ * in order, so the only way to lose a message while a later one is stored is
+ * a broken connection: the messages in flight when it broke are gone, and
+ * anything sent after the reconnect would overtake them. So the publisher
+ * holds its publishes from the moment the connection drops and, once it is
+ * back, sends every unacknowledged message again in order before anything
+ * new; the msg ids drop the copies the server had already stored.
  */
-import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
+import {
+  createInbox,
+  Events,
+  headers as natsHeaders,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  type Status,
+  type Subscription,
+} from 'nats';
 import { ErrorCodes, millraceError, type MillraceError } from '../../errors.js';
 import { MSG_ID_HEADER } from '../../runtime/wire/headers.js';
 
 export interface PublisherOptions {
   /** PubAcks awaited at most before `publish` callers should wait (see `hasCapacity`). @default 8192 */
   window?: number;
-  /** A publish without a PubAck after this long is sent again with the same msg id. @default 5000 */
+  /** A publish without a PubAck after this long, on a connection that stayed up, is sent again with the same msg id. @default 5000 */
   ackTimeoutMs?: number;
-  /** Sends of one message before the publisher fails with MR_PUBLISH_TIMEOUT. @default 6 */
+  /** Sends of one message on a connection that stayed up before the publisher fails with MR_PUBLISH_TIMEOUT. @default 6 */
   maxAttempts?: number;
 }
 
@@ -56,6 +73,9 @@ export class Publisher {
   /** Publishes held until the end of this turn of the event loop (see `publish`). */
   private corked: number[] = [];
   private uncorkScheduled = false;
+  /** False from a disconnect until the reconnect: publishes wait in `pending`. */
+  private connected = true;
+  private readonly status: AsyncIterable<Status>;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -68,6 +88,8 @@ export class Publisher {
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (_err, msg) => this.onReply(msg) });
     this.retryTimer = setInterval(() => this.resendExpired(), Math.max(100, this.ackTimeoutMs / 4));
     this.retryTimer.unref();
+    this.status = nc.status();
+    void this.followConnection();
   }
 
   /** Publishes outstanding. */
@@ -101,7 +123,7 @@ export class Publisher {
     this.uncorkScheduled = false;
     const ids = this.corked;
     this.corked = [];
-    if (this.nc.isClosed()) return;
+    if (!this.connected || this.nc.isClosed()) return;
     for (const id of ids) {
       const entry = this.pending.get(id);
       if (entry) this.nc.publish(entry.subject, entry.data, { reply: this.prefix + id, headers: entry.headers });
@@ -125,6 +147,7 @@ export class Publisher {
   /** Stops listening for PubAcks; outstanding publishes are abandoned (their msg ids make a later replay safe). */
   close(): void {
     clearInterval(this.retryTimer);
+    stopIterator(this.status);
     this.sub.unsubscribe();
     this.fail(millraceError(ErrorCodes.NODE_STOPPED, 'publisher closed'));
   }
@@ -170,8 +193,30 @@ export class Publisher {
     this.waiters = still;
   }
 
-  private resendExpired(): void {
+  private async followConnection(): Promise<void> {
+    for await (const { type } of this.status) {
+      if (type === Events.Disconnect) this.connected = false;
+      else if (type === Events.Reconnect) this.resendAllInOrder();
+    }
+  }
+
+  /**
+   * After a reconnect: everything unacknowledged, oldest first, before any
+   * new publish. Held publishes are part of it, so nothing stays corked.
+   */
+  private resendAllInOrder(): void {
+    this.connected = true;
+    this.corked = [];
     if (this.failure || this.nc.isClosed()) return;
+    const now = Date.now();
+    for (const [id, entry] of this.pending) {
+      entry.sentAt = now;
+      this.nc.publish(entry.subject, entry.data, { reply: this.prefix + id, headers: entry.headers });
+    }
+  }
+
+  private resendExpired(): void {
+    if (this.failure || !this.connected || this.nc.isClosed()) return;
     const now = Date.now();
     for (const [id, entry] of this.pending) {
       if (now - entry.sentAt < this.ackTimeoutMs) continue;
@@ -195,6 +240,11 @@ export class Publisher {
     for (const w of this.waiters) w.reject(err);
     this.waiters = [];
   }
+}
+
+/** Ends a `nc.status()` iterator, which also removes it from the connection's listeners. */
+function stopIterator(status: AsyncIterable<Status>): void {
+  (status as Partial<{ stop(): void }>).stop?.();
 }
 
 /** Fresh headers for one record. */
