@@ -367,10 +367,12 @@ export class JobCoordinator {
     }
     const job = this.o.channel.job;
     const kept = [...(await this.o.manifests.retained(job)).map((r) => r.manifest), ...(await this.o.savepoints.list(job)).map((s) => s.manifest)];
+    const keep = new Map<string, Set<string>>();
     for (const task of this.o.tasks) {
-      const keep = new Set(kept.flatMap((m) => m.tasks[task]?.snapshots ?? []));
-      if (keep.size > 0) await this.o.snapshots.collect(task, keep);
+      const names = new Set(kept.flatMap((m) => m.tasks[task]?.snapshots ?? []));
+      if (names.size > 0) keep.set(task, names);
     }
+    if (keep.size > 0) await this.o.snapshots.collect(keep);
   }
 
   private abandon(why: string): void {

@@ -6,7 +6,7 @@
  * its deltas in order. Working state stays in the StateBackend; this store
  * only sees snapshots (STYLE 4).
  */
-import type { JetStreamClient, ObjectStore } from 'nats';
+import type { JetStreamClient, JetStreamManager, ObjectStore } from 'nats';
 import { ErrorCodes, millraceError } from '../../errors.js';
 import type { BackendWrite, StateBackend } from '../../runtime/state/backend.js';
 import { decodeMsgpack, encodeMsgpack } from '../../runtime/wire/codec.js';
@@ -39,12 +39,16 @@ export function parseSnapshotName(name: string): Pick<SnapshotRef, 'checkpoint' 
 type Encoded = [Uint8Array, Uint8Array | null][];
 
 export class SnapshotStore {
-  private constructor(private readonly os: ObjectStore) {}
+  private constructor(
+    private readonly os: ObjectStore,
+    private readonly jsm: JetStreamManager,
+    private readonly bucket: string,
+  ) {}
 
   static async open(js: JetStreamClient, options: { bucket?: string } = {}): Promise<SnapshotStore> {
     const bucket = options.bucket ?? DEFAULT_SNAPSHOT_BUCKET;
     try {
-      return new SnapshotStore(await js.views.os(bucket));
+      return new SnapshotStore(await js.views.os(bucket), await js.jetstreamManager(), bucket);
     } catch (err) {
       throw translateNatsError(err, `cannot open snapshot bucket "${bucket}"`);
     }
@@ -96,19 +100,39 @@ export class SnapshotStore {
   }
 
   /**
-   * Deletes the snapshots of `task` that `keep` does not name and that are
-   * older than the newest it names (newer ones may belong to a checkpoint in
-   * progress); returns how many.
+   * Deletes, for each task in `keep`, its snapshots that its set does not
+   * name and that are older than the newest it names (newer ones may belong
+   * to a checkpoint in progress); returns how many. Snapshots of tasks not in
+   * `keep` are left alone.
+   *
+   * One listing serves every task: a listing reads the metadata of every
+   * object in the bucket, so a listing per task per cleanup loaded the
+   * server in proportion to tasks × objects. A deleted object leaves a
+   * tombstone in the bucket's stream that every later listing would read
+   * again; it is purged right after the delete.
    */
-  async collect(task: string, keep: ReadonlySet<string>): Promise<number> {
+  async collect(keep: ReadonlyMap<string, ReadonlySet<string>>): Promise<number> {
+    const newestKept = new Map([...keep].map(([task, names]) => [task, Math.max(0, ...[...names].map((n) => parseSnapshotName(n).checkpoint))]));
     let deleted = 0;
-    const newestKept = Math.max(0, ...[...keep].map((name) => parseSnapshotName(name).checkpoint));
-    for (const info of await this.os.list()) {
-      if (info.deleted || !info.name.startsWith(`${task}/`) || keep.has(info.name)) continue;
-      if (parseSnapshotName(info.name).checkpoint >= newestKept) continue;
-      await this.os.delete(info.name);
-      deleted++;
+    try {
+      for (const info of await this.os.list()) {
+        const task = info.name.slice(0, info.name.lastIndexOf('/'));
+        const newest = newestKept.get(task);
+        if (newest === undefined || keep.get(task)!.has(info.name)) continue;
+        if (parseSnapshotName(info.name).checkpoint >= newest) continue;
+        await this.os.delete(info.name);
+        await this.jsm.streams.purge(`OBJ_${this.bucket}`, { filter: this.metaSubject(info.name) });
+        deleted++;
+      }
+    } catch (err) {
+      throw translateNatsError(err, `cannot collect snapshots in bucket "${this.bucket}"`);
     }
     return deleted;
+  }
+
+  /** Where the object store keeps an object's metadata (the object store's wire format, ADR-20: padded base64url of the name). */
+  private metaSubject(name: string): string {
+    const encoded = Buffer.from(name).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+    return `$O.${this.bucket}.M.${encoded}`;
   }
 }

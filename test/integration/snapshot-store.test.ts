@@ -50,9 +50,28 @@ test('collection deletes a task\'s snapshots that no retained checkpoint keeps, 
   const other = await store.put({ job: 'j', task: 'j/s0/10', checkpoint: 1, generation: 1, kind: 'full' }, []);
   // Uploaded for a checkpoint still in progress: newer than anything kept, so not collected.
   const inProgress = await store.put({ job: 'j', task: 'j/s0/0', checkpoint: 5, generation: 1, kind: 'delta' }, []);
-  t.is(await store.collect('j/s0/0', new Set(names.slice(2))), 2);
+  t.is(await store.collect(new Map([['j/s0/0', new Set(names.slice(2))]])), 2);
   await t.notThrowsAsync(store.read(inProgress));
   await t.notThrowsAsync(store.read(other));
   await t.notThrowsAsync(store.read(names[3]!));
   await t.throwsAsync(store.read(names[0]!), { code: ErrorCodes.STATE_CORRUPTED });
+});
+
+test('one collection serves several tasks and leaves no tombstone of a deleted snapshot in the bucket', async (t) => {
+  const bucket = server.nats.unique('snap');
+  const store = await SnapshotStore.open(server.nc.jetstream(), { bucket });
+  const byTask = new Map<string, string[]>();
+  for (const task of ['j/s0/0', 'j/s1/0', 'j/s1/1']) {
+    const names: string[] = [];
+    for (let c = 1; c <= 3; c++) names.push(await store.put({ job: 'j', task, checkpoint: c, generation: 1, kind: 'full' }, []));
+    byTask.set(task, names);
+  }
+  const keep = new Map([...byTask].filter(([task]) => task !== 'j/s1/1').map(([task, names]) => [task, new Set(names.slice(2))]));
+  t.is(await store.collect(keep), 4);
+
+  const live = [...byTask.get('j/s0/0')!.slice(2), ...byTask.get('j/s1/0')!.slice(2), ...byTask.get('j/s1/1')!];
+  for (const name of live) await t.notThrowsAsync(store.read(name));
+  const jsm = await server.nc.jetstreamManager();
+  const { state } = await jsm.streams.info(`OBJ_${bucket}`, { subjects_filter: `$O.${bucket}.M.>` });
+  t.is(Object.keys(state.subjects ?? {}).length, live.length, 'one metadata subject per live snapshot, none for deleted ones');
 });
