@@ -484,7 +484,8 @@ export class Task {
       this.staged.set(n, staged);
       this.staging = [];
     }
-    for (const key of this.publishedStaged) writes.push({ key, value: undefined });
+    // Outputs already stored in their streams: a rollback need not bring them back, so the undo log skips them.
+    const publishedDeletes: BackendWrite[] = this.publishedStaged.map((key) => ({ key, value: undefined }));
     this.publishedStaged = [];
     const position = this.seen;
     const checkpoint = n === 0 ? this.sealedCheckpoint : n;
@@ -517,6 +518,7 @@ export class Task {
     const landed = this.commitChain.then(async () => {
       await output.flushed(published);
       const undo = this.undoLog && n > 0 ? await this.undoLog.recordFor(n, this.generation, writes) : [];
+      writes.push(...publishedDeletes);
       await this.options.backend.write(undo.length > 0 ? [...writes, ...undo] : writes);
       this.operators.forEach((op, i) => op.store.committed(seals[i]!));
       this.committedSeq = position;
