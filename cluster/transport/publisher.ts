@@ -169,7 +169,15 @@ export class Publisher {
         }),
       );
     }
-    if (status >= 400 || msg.data.length === 0) return; // transient: the retry timer resends
+    if (status >= 400 || msg.data.length === 0) {
+      // Not stored, while later publishes may be: a resend would land behind them. Fail instead; the run restarts from its checkpoint.
+      return this.fail(
+        millraceError(ErrorCodes.PUBLISH_REJECTED, `a publish to "${entry.subject}" got no PubAck but status ${status} ${msg.headers?.description ?? ''}`.trim(), {
+          disposition: 'retryable',
+          details: { subject: entry.subject, status },
+        }),
+      );
+    }
     const text = decoder.decode(msg.data);
     if (text.includes('"error"')) {
       const { error } = JSON.parse(text) as { error: { code: number; description: string } };
