@@ -19,8 +19,13 @@ export const scenario: Scenario = {
 };
 
 /** Runs the keyed count with `checkpoint` settings and checks the final count of every key in the outputs. */
-export async function runKeyedCount(ctx: BenchContext, name: string, checkpoint: Parameters<typeof runMillraceJob>[2]): Promise<ScenarioResult> {
-  const run = await runMillraceJob(ctx, keyedCountJob(name, ctx.inputStream, ctx.outputStream), checkpoint);
+export async function runKeyedCount(
+  ctx: BenchContext,
+  name: string,
+  checkpoint: Parameters<typeof runMillraceJob>[2],
+  task?: Parameters<typeof runMillraceJob>[3],
+): Promise<ScenarioResult> {
+  const run = await runMillraceJob(ctx, keyedCountJob(name, ctx.inputStream, ctx.outputStream), checkpoint, task);
   const nc = await connect({ servers: ctx.natsUrl });
   try {
     const counts = await readFinalCounts(nc.jetstream(), await nc.jetstreamManager(), ctx.outputStream, ctx.partitions);

@@ -68,6 +68,8 @@ export class Publisher {
   private readonly pending = new Map<number, Pending>();
   private waiters: Waiter[] = [];
   private next = 0;
+  /** Every publish numbered below this is acknowledged (see `oldest`). */
+  private low = 0;
   private failure: MillraceError | undefined;
   private readonly retryTimer: NodeJS.Timeout;
   /** Publishes held until the end of this turn of the event loop (see `publish`). */
@@ -152,9 +154,15 @@ export class Publisher {
     this.fail(millraceError(ErrorCodes.NODE_STOPPED, 'publisher closed'));
   }
 
+  /**
+   * The oldest unacknowledged publish (`next` if none). Ids below `low` are
+   * all acknowledged, so the scan is amortised O(1); asking the Map for its
+   * first key instead walks every deleted slot V8 has not compacted yet,
+   * which at thousands of PubAcks a second was 5 % of a node's CPU.
+   */
   private oldest(): number {
-    for (const id of this.pending.keys()) return id;
-    return this.next;
+    while (this.low < this.next && !this.pending.has(this.low)) this.low++;
+    return this.low;
   }
 
   private onReply(msg: Msg): void {
