@@ -64,7 +64,7 @@ export class Publisher {
   private readonly maxAttempts: number;
   private readonly prefix: string;
   private readonly sub: Subscription;
-  /** Insertion-ordered: the first key is the oldest unacknowledged publish. */
+  /** Unacknowledged publishes, insertion-ordered: a resend after a reconnect walks them oldest first. */
   private readonly pending = new Map<number, Pending>();
   private waiters: Waiter[] = [];
   private next = 0;
@@ -91,7 +91,8 @@ export class Publisher {
     this.retryTimer = setInterval(() => this.resendExpired(), Math.max(100, this.ackTimeoutMs / 4));
     this.retryTimer.unref();
     this.status = nc.status();
-    void this.followConnection();
+    // The status iterator ends only when the connection closes, and publishing with it.
+    this.followConnection().catch(() => undefined);
   }
 
   /** Publishes outstanding. */
