@@ -38,7 +38,6 @@ import { decodeKey, decodeTimerKey, keyspace, positionKey, stagedKey, stagedPref
 import { positionWrite, readTaskPosition } from '../state/task-position.js';
 import { TimerQueue, type Timer } from '../state/timer-queue.js';
 import { UndoLog } from '../state/undo-log.js';
-import { decodeMsgpack, encodeMsgpack } from '../wire/codec.js';
 import { BARRIER_HEADER, GENERATION_HEADER, MSG_ID_HEADER, PRODUCER_HEADER } from '../wire/headers.js';
 import { partitionSubjects } from '../wire/subjects.js';
 import { BarrierAligner } from './barrier-aligner.js';
@@ -47,6 +46,7 @@ import { KeyedOperator } from './keyed-operator.js';
 import type { DeadLetterHandler, InputFactory, InputMessage, TaskInput, TaskOutput } from './ports.js';
 import { recordDecoder, type DecodedRecord, type RecordDecoder } from './record-decoder.js';
 import { router } from './router.js';
+import { StagedOutputs, StagedOutputsWriter } from './staged-outputs.js';
 
 /** How a task takes part in the job's checkpoints. */
 export interface TaskCheckpointing {
@@ -114,13 +114,6 @@ export interface TaskOptions {
 
 export type TaskState = 'created' | 'restoring' | 'running' | 'stopping' | 'stopped' | 'failed';
 
-/** A sink output waiting for its checkpoint to commit. */
-type StagedOutput = [subject: string, data: Uint8Array, key: string, timestamp: number];
-/** The sink outputs of one checkpoint, and when it was sealed: none of them was published before. */
-interface StagedCheckpoint {
-  readonly sealedAt: number;
-  readonly records: StagedOutput[];
-}
 
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const DEFAULT_MAX_ALIGNMENT_RECORDS = 100_000;
@@ -168,9 +161,10 @@ export class Task {
   private pause: Promise<void> | undefined;
   private commitChain: Promise<void> = Promise.resolve();
   private readonly replay: InputMessage[] = [];
-  private staging: StagedOutput[] = [];
-  /** Sealed staged outputs by checkpoint, until their commit publishes them. */
-  private readonly staged = new Map<number, StagedCheckpoint>();
+  /** Sink outputs of the checkpoint in progress (transactional sink). */
+  private staging = new StagedOutputsWriter();
+  /** Sealed staged outputs by checkpoint, until their commit publishes them: none of them was published before. */
+  private readonly staged = new Map<number, StagedOutputs>();
   /** Staged keys already published: deleted with the next seal. */
   private publishedStaged: Uint8Array[] = [];
   private wakeTimer: NodeJS.Timeout | undefined;
@@ -228,7 +222,7 @@ export class Task {
         ? new BarrierAligner(new Set(checkpointing.upstream), checkpointing.maxAlignmentRecords ?? DEFAULT_MAX_ALIGNMENT_RECORDS)
         : undefined;
     const publish = this.transactional
-      ? (subject: string, data: Uint8Array, key: string, ts: number) => void this.staging.push([subject, data, key, ts])
+      ? (subject: string, data: Uint8Array, key: string, ts: number) => this.staging.append(subject, data, key, ts)
       : (subject: string, data: Uint8Array, key: string, ts: number) => output.publish(subject, data, key, ts, this.origin + this.outIndex++);
     const terminal = router(stage.output, options.outputPartitions, publish);
     this.chain = buildChain(stage.operations, terminal, (definition, downstream) => this.hostKeyed(definition, downstream));
@@ -478,11 +472,11 @@ export class Task {
       return op.store.seal(writes);
     });
     const { job, stage, partition } = this.options;
-    if (this.staging.length > 0) {
-      const staged: StagedCheckpoint = { sealedAt: Date.now(), records: this.staging };
-      writes.push({ key: stagedKey(job, stage.id, partition, n), value: encodeMsgpack([staged.sealedAt, staged.records]) });
-      this.staged.set(n, staged);
-      this.staging = [];
+    if (this.staging.count > 0) {
+      const packed = this.staging.finish(Date.now());
+      writes.push({ key: stagedKey(job, stage.id, partition, n), value: packed });
+      this.staged.set(n, new StagedOutputs(packed));
+      this.staging = new StagedOutputsWriter();
     }
     // Outputs already stored in their streams: a rollback need not bring them back, so the undo log skips them.
     const publishedDeletes: BackendWrite[] = this.publishedStaged.map((key) => ({ key, value: undefined }));
@@ -516,7 +510,8 @@ export class Task {
 
     const sealed = this.options.checkpointing?.sealed;
     const landed = this.commitChain.then(async () => {
-      await output.flushed(published);
+      // A transactional sink publishes only committed outputs, which stay staged in the backend until acknowledged: nothing it published can fall behind this state.
+      if (!this.transactional) await output.flushed(published);
       const undo = this.undoLog && n > 0 ? await this.undoLog.recordFor(n, this.generation, writes) : [];
       writes.push(...publishedDeletes);
       await this.options.backend.write(undo.length > 0 ? [...writes, ...undo] : writes);
@@ -549,9 +544,9 @@ export class Task {
     const { job, stage, partition, output } = this.options;
     for (const checkpoint of [...this.staged.keys()].sort((a, b) => a - b)) {
       if (checkpoint > n) break;
-      const { records } = this.staged.get(checkpoint)!;
-      records.forEach(([subject, data, key, ts], i) => {
-        const id = `${this.stagedIdPrefix}${checkpoint}:${i}`;
+      const idPrefix = `${this.stagedIdPrefix}${checkpoint}:`;
+      this.staged.get(checkpoint)!.forEach((subject, data, key, ts, i) => {
+        const id = idPrefix + i;
         if (!stored.has(id)) output.publish(subject, data, key, ts, id);
       });
       this.staged.delete(checkpoint);
@@ -587,8 +582,7 @@ export class Task {
     for await (const [key, value] of this.options.backend.entries(stagedPrefix(job, stage.id, partition))) {
       const decoded = decodeKey(key);
       if (decoded.kind !== 'staged') continue;
-      const [sealedAt, records] = decodeMsgpack(value) as [number, StagedOutput[]];
-      this.staged.set(decoded.checkpoint, { sealedAt, records });
+      this.staged.set(decoded.checkpoint, new StagedOutputs(value));
     }
   }
 
@@ -602,9 +596,9 @@ export class Task {
     if (!lookup) return new Set();
     const subjects = new Set<string>();
     let since = Infinity;
-    for (const { sealedAt, records } of this.staged.values()) {
-      since = Math.min(since, sealedAt);
-      for (const [subject] of records) subjects.add(subject);
+    for (const outputs of this.staged.values()) {
+      since = Math.min(since, outputs.sealedAt);
+      for (const subject of outputs.subjects) subjects.add(subject);
     }
     return lookup({ subjects: [...subjects], prefix: this.stagedIdPrefix, since: since - STAGED_CLOCK_SLACK_MS });
   }

@@ -28,6 +28,7 @@ import { createMemoryBackend } from '../../runtime/state/memory-backend.js';
 import { readTaskPosition } from '../../runtime/state/task-position.js';
 import type { InputFactory, InputMessage, TaskOutput } from '../../runtime/task/ports.js';
 import { Task, type SealedCheckpoint, type TaskCheckpointing } from '../../runtime/task/task.js';
+import { StagedOutputs } from '../../runtime/task/staged-outputs.js';
 import { decodeMsgpack, encodeMsgpack } from '../../runtime/wire/codec.js';
 import { manualClock, memoryInput, memoryOutput, type MemoryInput, type MemoryOutput } from '../../testing.js';
 
@@ -250,8 +251,9 @@ function storedCount(backend: StateBackend, jobName: string, operator: string, k
 function stagedAt(backend: StateBackend, n: number): unknown {
   const bytes = backend.getSync(stagedKey(ORDERS, 's0', 0, n));
   if (!bytes) return undefined;
-  const [, records] = decodeMsgpack(bytes) as [number, [string, Uint8Array, string, number][]];
-  return records.map(([subject, data, key]) => [subject, decodeMsgpack(data), key]);
+  const records: unknown[] = [];
+  new StagedOutputs(bytes).forEach((subject, data, key) => records.push([subject, decodeMsgpack(data), key]));
+  return records;
 }
 
 // ---------------------------------------------------------------------------
