@@ -30,7 +30,10 @@ import { createStream, describeStream, partitionSubject } from './transport/stre
 import { translateNatsError, isStreamNotFound } from './transport/nats-errors.js';
 
 export interface JobRunnerDeps {
+  /** The data path: consumers, publishers. */
   readonly nc: NatsConnection;
+  /** The control channel's connection, apart from the data so its messages never queue behind records. */
+  readonly control: NatsConnection;
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
   readonly backend: StateBackend;
@@ -91,10 +94,10 @@ export class JobRunner {
   /** Ensures streams, joins the job's runs; resolves once its tasks run. */
   async start(): Promise<void> {
     await this.buildSlots();
-    const { nc, config } = this.deps;
+    const { control, config } = this.deps;
     const job = this.plan.job;
     const onError = (err: unknown) => this.log.warn({ err }, 'bad control message');
-    const channel = (this.channel = new ControlChannel(nc, job));
+    const channel = (this.channel = new ControlChannel(control, job));
     channel.on(
       'run',
       (m) => {

@@ -19,7 +19,8 @@ import { ManifestStore } from './checkpoint/manifest-store.js';
 import { ClusterCoordinator } from './checkpoint/cluster-coordinator.js';
 import { RunStore } from './checkpoint/run-store.js';
 import { SavepointStore } from './checkpoint/savepoints.js';
-import { SnapshotStore } from './checkpoint/snapshot-store.js';
+import { DEFAULT_SNAPSHOT_BUCKET, SnapshotStore } from './checkpoint/snapshot-store.js';
+import { WorkerUploader } from './checkpoint/snapshot-uploader.js';
 import { JobRunner } from './job-runner.js';
 import { LeaderLease } from './leader/lease.js';
 import { loadJobModule } from './job-loader.js';
@@ -75,23 +76,33 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
       servers = [embedded.url];
       logger.info({ url: embedded.url, store: embedded.storeDir }, 'embedded nats-server started');
     }
+    // Two connections: the server reads each one's messages in order, so the
+    // lease renewals, heartbeats and checkpoint commands on `control` never
+    // wait behind the tens of thousands of records a node's tasks have in
+    // flight on `nc` (a renewal stuck behind them let the lease expire).
     const nc = await connectNats({ servers, name: `${config.nats.name}:${config.nodeId}` });
     closers.push(() => nc.drain());
+    const control = await connectNats({ servers, name: `${config.nats.name}:${config.nodeId}:control` });
+    closers.push(() => control.drain());
     const jsm = await jetStreamManager(nc);
     const js = nc.jetstream();
+    const controlJs = control.jetstream();
+    const controlJsm = await jetStreamManager(control);
     const backend: StateBackend = await openLevelDbBackend(join(dataDir, 'state'));
     closers.push(() => backend.close());
 
+    const uploader = new WorkerUploader({ servers, name: `${config.nats.name}:${config.nodeId}:snapshots`, bucket: DEFAULT_SNAPSHOT_BUCKET, logger });
+    closers.push(() => uploader.close());
     const [manifests, runs, snapshots, savepoints] = await Promise.all([
-      ManifestStore.open(js),
-      RunStore.open(js),
-      SnapshotStore.open(js),
-      SavepointStore.open(js),
+      ManifestStore.open(controlJs),
+      RunStore.open(controlJs),
+      SnapshotStore.open(js, { uploader }),
+      SavepointStore.open(controlJs),
     ]);
     const runners: JobRunner[] = [];
-    const coordinator = new ClusterCoordinator({ nc, jsm, manifests, runs, snapshots, savepoints, logger });
+    const coordinator = new ClusterCoordinator({ nc: control, jsm: controlJsm, manifests, runs, snapshots, savepoints, logger });
     closers.push(() => coordinator.close());
-    const lease = await LeaderLease.campaign(js, {
+    const lease = await LeaderLease.campaign(controlJs, {
       nodeId: config.nodeId,
       ttlMs: config.checkpoint.leaseTtlMs,
       onChange: (status) => {
@@ -105,7 +116,7 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
     closers.push(() => Promise.all(runners.map((r) => r.stop())));
     const runJob = async (definition: JobDefinition) => {
       checkUniqueNames([...runners.map((r) => r.definition), definition]);
-      const runner = new JobRunner(definition, { nc, js, jsm, backend, manifests, snapshots, config, logger, deadLetter: options.deadLetter });
+      const runner = new JobRunner(definition, { nc, control, js, jsm, backend, manifests, snapshots, config, logger, deadLetter: options.deadLetter });
       runners.push(runner);
       await runner.start();
     };

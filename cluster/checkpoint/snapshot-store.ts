@@ -11,6 +11,7 @@ import { ErrorCodes, millraceError } from '../../errors.js';
 import type { BackendWrite, StateBackend } from '../../runtime/state/backend.js';
 import { decodeMsgpack, encodeMsgpack } from '../../runtime/wire/codec.js';
 import { translateNatsError } from '../transport/nats-errors.js';
+import type { BlobUploader } from './snapshot-uploader.js';
 
 export const DEFAULT_SNAPSHOT_BUCKET = 'millrace_snapshots';
 
@@ -38,17 +39,31 @@ export function parseSnapshotName(name: string): Pick<SnapshotRef, 'checkpoint' 
 /** On the wire: msgpack of `[key, value | null][]`. */
 type Encoded = [Uint8Array, Uint8Array | null][];
 
+export interface SnapshotStoreOptions {
+  /** @default DEFAULT_SNAPSHOT_BUCKET */
+  readonly bucket?: string;
+  /**
+   * Who puts uploads into the bucket. A node passes a WorkerUploader, so
+   * that hashing and chunking happen off its processing thread.
+   * @default putBlob on this thread's connection
+   */
+  readonly uploader?: BlobUploader;
+}
+
 export class SnapshotStore {
   private constructor(
     private readonly os: ObjectStore,
     private readonly jsm: JetStreamManager,
     private readonly bucket: string,
+    private readonly uploader: BlobUploader,
   ) {}
 
-  static async open(js: JetStreamClient, options: { bucket?: string } = {}): Promise<SnapshotStore> {
+  static async open(js: JetStreamClient, options: SnapshotStoreOptions = {}): Promise<SnapshotStore> {
     const bucket = options.bucket ?? DEFAULT_SNAPSHOT_BUCKET;
     try {
-      return new SnapshotStore(await js.views.os(bucket), await js.jetstreamManager(), bucket);
+      const os = await js.views.os(bucket);
+      const uploader: BlobUploader = options.uploader ?? { put: async (name, bytes) => void (await os.putBlob({ name }, bytes)), close: async () => {} };
+      return new SnapshotStore(os, await js.jetstreamManager(), bucket, uploader);
     } catch (err) {
       throw translateNatsError(err, `cannot open snapshot bucket "${bucket}"`);
     }
@@ -59,7 +74,7 @@ export class SnapshotStore {
     const name = snapshotName(ref);
     const encoded: Encoded = writes.map((w) => [w.key, w.value ?? null]);
     try {
-      await this.os.putBlob({ name }, encodeMsgpack(encoded));
+      await this.uploader.put(name, encodeMsgpack(encoded));
     } catch (err) {
       throw translateNatsError(err, `cannot upload snapshot ${name}`);
     }

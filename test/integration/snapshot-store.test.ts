@@ -4,7 +4,9 @@
  * deletes included, and collection removes only what no one keeps.
  */
 import test from 'ava';
+import pino from 'pino';
 import { SnapshotStore, snapshotName } from '../../cluster/checkpoint/snapshot-store.js';
+import { WorkerUploader } from '../../cluster/checkpoint/snapshot-uploader.js';
 import { ErrorCodes } from '../../errors.js';
 import type { BackendWrite, StateBackend } from '../../runtime/state/backend.js';
 import { createMemoryBackend } from '../../runtime/state/memory-backend.js';
@@ -14,6 +16,7 @@ import { dump, hex } from '../helpers/backend-dump.js';
 const server = natsForFile(test);
 
 const bytes = (s: string) => new TextEncoder().encode(s);
+const quiet = pino({ level: 'silent' });
 
 test('a full snapshot and its deltas restore exactly the source state, deletes included', async (t) => {
   const store = await SnapshotStore.open(server.nc.jetstream(), { bucket: server.nats.unique('snap') });
@@ -74,4 +77,45 @@ test('one collection serves several tasks and leaves no tombstone of a deleted s
   const jsm = await server.nc.jetstreamManager();
   const { state } = await jsm.streams.info(`OBJ_${bucket}`, { subjects_filter: `$O.${bucket}.M.>` });
   t.is(Object.keys(state.subjects ?? {}).length, live.length, 'one metadata subject per live snapshot, none for deleted ones');
+});
+
+test('snapshots put from the upload worker thread restore exactly like those put on this thread', async (t) => {
+  const bucket = server.nats.unique('snap');
+  const uploader = new WorkerUploader({ servers: [server.nats.url], name: 'test-uploader', bucket, logger: quiet });
+  t.teardown(() => uploader.close());
+  const viaWorker = await SnapshotStore.open(server.nc.jetstream(), { bucket, uploader });
+  const inProcess = await SnapshotStore.open(server.nc.jetstream(), { bucket });
+  // Larger than one 128 KiB object-store chunk, and several uploads at once, as a node's tasks do.
+  const writes = (task: number): BackendWrite[] =>
+    Array.from({ length: 20_000 }, (_, i) => ({ key: bytes(`t${task}-k${i}`), value: i % 7 === 0 ? undefined : bytes(`v${i}`.repeat(3)) }));
+  const names = await Promise.all([0, 1, 2, 3].map((task) => viaWorker.put({ job: 'j', task: `j/s0/${task}`, checkpoint: 1, generation: 1, kind: 'full' }, writes(task))));
+  for (const [task, name] of names.entries()) {
+    const read = await inProcess.read(name);
+    t.deepEqual(read.map((w) => [hex(w.key), w.value && hex(w.value)]), writes(task).map((w) => [hex(w.key), w.value && hex(w.value)]));
+  }
+});
+
+test('an upload worker that cannot reach NATS fails the put with MR_JETSTREAM naming the snapshot; the node thread goes on', async (t) => {
+  const bucket = server.nats.unique('snap');
+  const uploader = new WorkerUploader({ servers: ['nats://127.0.0.1:1'], name: 'test-uploader', bucket, logger: quiet });
+  t.teardown(() => uploader.close());
+  const store = await SnapshotStore.open(server.nc.jetstream(), { bucket, uploader });
+  const error = await t.throwsAsync(store.put({ job: 'j', task: 'j/s0/0', checkpoint: 1, generation: 1, kind: 'full' }, []), { code: ErrorCodes.JETSTREAM });
+  t.regex(error!.message, /j\/s0\/0/);
+  // A later put starts a new worker, which fails the same way: no put is left hanging.
+  await t.throwsAsync(store.put({ job: 'j', task: 'j/s0/0', checkpoint: 2, generation: 1, kind: 'full' }, []), { code: ErrorCodes.JETSTREAM });
+});
+
+test('closing the uploader lets the puts in flight finish; a put after close is refused with MR_NODE_STOPPED', async (t) => {
+  const bucket = server.nats.unique('snap');
+  const uploader = new WorkerUploader({ servers: [server.nats.url], name: 'test-uploader', bucket, logger: quiet });
+  const store = await SnapshotStore.open(server.nc.jetstream(), { bucket, uploader });
+  const writes = Array.from({ length: 50_000 }, (_, i) => ({ key: bytes(`k${i}`), value: bytes(`value-${i}`) }));
+  const first = await store.put({ job: 'j', task: 'j/s0/0', checkpoint: 1, generation: 1, kind: 'full' }, []);
+  const inFlight = store.put({ job: 'j', task: 'j/s0/0', checkpoint: 2, generation: 1, kind: 'full' }, writes);
+  await uploader.close();
+  const name = await inFlight;
+  t.is((await store.read(name)).length, writes.length);
+  t.deepEqual(await store.read(first), []);
+  await t.throwsAsync(store.put({ job: 'j', task: 'j/s0/0', checkpoint: 3, generation: 1, kind: 'full' }, []), { code: ErrorCodes.NODE_STOPPED });
 });
