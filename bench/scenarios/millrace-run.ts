@@ -58,9 +58,9 @@ export interface MillraceRun {
 }
 
 export async function runMillraceJob(ctx: BenchContext, definition: JobDefinition, checkpoint: CheckpointSettings, task?: TaskSettings): Promise<MillraceRun> {
-  // Info lines are few (runs, lease changes); a failed run quotes them.
+  // Info lines are few (runs, lease changes); a failed run quotes them. BENCH_LOG_LEVEL=debug adds every checkpoint.
   const logFile = join(ctx.workDir, 'node.log');
-  const logger = pino({ level: 'info', base: { node: ctx.runId } }, pino.destination({ dest: logFile, sync: true }));
+  const logger = pino({ level: process.env.BENCH_LOG_LEVEL ?? 'info', base: { node: ctx.runId } }, pino.destination({ dest: logFile, sync: true }));
   try {
     return await timedRun(ctx, definition, checkpoint, task, logger);
   } catch (err) {

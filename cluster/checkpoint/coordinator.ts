@@ -65,6 +65,8 @@ const CLEANUP_INTERVAL_MS = 5_000;
 
 interface Pending {
   readonly checkpoint: number;
+  /** Date.now() at the trigger, for the committed log line. */
+  readonly triggeredAt: number;
   readonly acks: Map<string, TaskAck>;
   readonly timeout: NodeJS.Timeout;
   readonly waiters: { resolve: (n: number) => void; reject: (err: unknown) => void }[];
@@ -322,7 +324,7 @@ export class JobCoordinator {
       this.abandon(`checkpoint ${checkpoint} timed out`);
       this.schedule(0);
     }, this.o.timeoutMs);
-    this.pending = { checkpoint, acks: new Map(), timeout, waiters };
+    this.pending = { checkpoint, triggeredAt: Date.now(), acks: new Map(), timeout, waiters };
     this.o.channel.send('trigger', { leaderEpoch: this.epoch, generation: this.generation, checkpoint });
   }
 
@@ -354,7 +356,7 @@ export class JobCoordinator {
     this.failedRuns = 0;
     this.o.channel.send('committed', { leaderEpoch: this.epoch, generation: this.generation, checkpoint: pending.checkpoint });
     for (const w of pending.waiters) w.resolve(pending.checkpoint);
-    this.log.debug({ checkpoint: pending.checkpoint }, 'checkpoint committed');
+    this.log.debug({ checkpoint: pending.checkpoint, ms: Date.now() - pending.triggeredAt }, 'checkpoint committed');
     this.schedule(this.waiters.length > 0 ? 0 : this.o.intervalMs);
     this.cleanup.offer(manifest.tasks);
   }
