@@ -262,6 +262,7 @@ export class JobRunner {
             positions: { [slot.inputSubject]: sealed.position },
             snapshots: chain,
           });
+          await uploads.compactIfDue(sealed);
         },
       },
       openInput: (startSeq) =>

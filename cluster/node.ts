@@ -20,7 +20,7 @@ import { ClusterCoordinator } from './checkpoint/cluster-coordinator.js';
 import { RunStore } from './checkpoint/run-store.js';
 import { SavepointStore } from './checkpoint/savepoints.js';
 import { DEFAULT_SNAPSHOT_BUCKET, SnapshotStore } from './checkpoint/snapshot-store.js';
-import { WorkerUploader } from './checkpoint/snapshot-uploader.js';
+import { WorkerBlobTransfer } from './checkpoint/snapshot-transfer.js';
 import { JobRunner } from './job-runner.js';
 import { LeaderLease } from './leader/lease.js';
 import { loadJobModule } from './job-loader.js';
@@ -91,12 +91,12 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
     const backend: StateBackend = await openLevelDbBackend(join(dataDir, 'state'));
     closers.push(() => backend.close());
 
-    const uploader = new WorkerUploader({ servers, name: `${config.nats.name}:${config.nodeId}:snapshots`, bucket: DEFAULT_SNAPSHOT_BUCKET, logger });
-    closers.push(() => uploader.close());
+    const transfer = new WorkerBlobTransfer({ servers, name: `${config.nats.name}:${config.nodeId}:snapshots`, bucket: DEFAULT_SNAPSHOT_BUCKET, logger });
+    closers.push(() => transfer.close());
     const [manifests, runs, snapshots, savepoints] = await Promise.all([
       ManifestStore.open(controlJs),
       RunStore.open(controlJs),
-      SnapshotStore.open(js, { uploader }),
+      SnapshotStore.open(js, { transfer }),
       SavepointStore.open(controlJs),
     ]);
     const runners: JobRunner[] = [];

@@ -32,7 +32,7 @@ import { ControlChannel, type HelloNotice, type TaskAck } from './control.js';
 import type { CheckpointManifest, ManifestStore, StoredManifest, TaskCheckpoint } from './manifest-store.js';
 import type { RunStore } from './run-store.js';
 import type { SavepointStore } from './savepoints.js';
-import type { SnapshotStore } from './snapshot-store.js';
+import type { KeptSnapshots, SnapshotStore } from './snapshot-store.js';
 
 export interface CoordinatorOptions {
   readonly channel: ControlChannel;
@@ -306,7 +306,9 @@ export class JobCoordinator {
     if (this.running || !this.o.tasks.every((t) => this.ready.has(t))) return;
     this.running = true;
     this.log.info({ generation }, 'every task runs; checkpoints start');
-    this.schedule(this.waiters.length > 0 ? 0 : this.o.intervalMs);
+    // The first checkpoint of a run goes at once: it commits what the tasks replayed since the restored
+    // checkpoint, so a transactional sink's outputs resume about a commit after a recovery, not an interval later.
+    this.schedule(0);
   }
 
   private schedule(delayMs: number): void {
@@ -369,10 +371,10 @@ export class JobCoordinator {
     }
     const job = this.o.channel.job;
     const kept = [...(await this.o.manifests.retained(job)).map((r) => r.manifest), ...(await this.o.savepoints.list(job)).map((s) => s.manifest)];
-    const keep = new Map<string, Set<string>>();
+    const keep = new Map<string, KeptSnapshots>();
     for (const task of this.o.tasks) {
-      const names = new Set(kept.flatMap((m) => m.tasks[task]?.snapshots ?? []));
-      if (names.size > 0) keep.set(task, names);
+      const base = tasks[task]?.snapshots[0];
+      if (base) keep.set(task, { names: new Set(kept.flatMap((m) => m.tasks[task]?.snapshots ?? [])), base });
     }
     if (keep.size > 0) await this.o.snapshots.collect(keep);
   }

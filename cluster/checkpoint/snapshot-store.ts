@@ -11,7 +11,7 @@ import { ErrorCodes, millraceError } from '../../errors.js';
 import type { BackendWrite, StateBackend } from '../../runtime/state/backend.js';
 import { decodeMsgpack, encodeMsgpack } from '../../runtime/wire/codec.js';
 import { translateNatsError } from '../transport/nats-errors.js';
-import type { BlobUploader } from './snapshot-uploader.js';
+import type { BlobTransfer } from './snapshot-transfer.js';
 
 export const DEFAULT_SNAPSHOT_BUCKET = 'millrace_snapshots';
 
@@ -36,6 +36,17 @@ export function parseSnapshotName(name: string): Pick<SnapshotRef, 'checkpoint' 
   return { checkpoint: Number(checkpoint), generation: Number(generation?.slice(1)), kind: kind as SnapshotRef['kind'] };
 }
 
+/** What a task's snapshots must keep: every name a retained checkpoint or savepoint needs, and the first of the newest chain. */
+export interface KeptSnapshots {
+  readonly names: ReadonlySet<string>;
+  readonly base: string;
+}
+
+/** Whether snapshot `s` comes before `base`: an older checkpoint, or the delta of the base's own. */
+function olderThanBase(s: ReturnType<typeof parseSnapshotName>, base: ReturnType<typeof parseSnapshotName>): boolean {
+  return s.checkpoint < base.checkpoint || (s.checkpoint === base.checkpoint && s.kind === 'delta' && base.kind === 'full');
+}
+
 /** On the wire: msgpack of `[key, value | null][]`. */
 type Encoded = [Uint8Array, Uint8Array | null][];
 
@@ -43,11 +54,12 @@ export interface SnapshotStoreOptions {
   /** @default DEFAULT_SNAPSHOT_BUCKET */
   readonly bucket?: string;
   /**
-   * Who puts uploads into the bucket. A node passes a WorkerUploader, so
-   * that hashing and chunking happen off its processing thread.
-   * @default putBlob on this thread's connection
+   * Who moves snapshots in and out of the bucket. A node passes a
+   * WorkerBlobTransfer, so that hashing and chunking happen off its
+   * processing thread.
+   * @default putBlob and getBlob on this thread's connection
    */
-  readonly uploader?: BlobUploader;
+  readonly transfer?: BlobTransfer;
 }
 
 export class SnapshotStore {
@@ -55,15 +67,19 @@ export class SnapshotStore {
     private readonly os: ObjectStore,
     private readonly jsm: JetStreamManager,
     private readonly bucket: string,
-    private readonly uploader: BlobUploader,
+    private readonly transfer: BlobTransfer,
   ) {}
 
   static async open(js: JetStreamClient, options: SnapshotStoreOptions = {}): Promise<SnapshotStore> {
     const bucket = options.bucket ?? DEFAULT_SNAPSHOT_BUCKET;
     try {
       const os = await js.views.os(bucket);
-      const uploader: BlobUploader = options.uploader ?? { put: async (name, bytes) => void (await os.putBlob({ name }, bytes)), close: async () => {} };
-      return new SnapshotStore(os, await js.jetstreamManager(), bucket, uploader);
+      const transfer: BlobTransfer = options.transfer ?? {
+        put: async (name, bytes) => void (await os.putBlob({ name }, bytes)),
+        get: (name) => os.getBlob(name),
+        close: async () => {},
+      };
+      return new SnapshotStore(os, await js.jetstreamManager(), bucket, transfer);
     } catch (err) {
       throw translateNatsError(err, `cannot open snapshot bucket "${bucket}"`);
     }
@@ -74,7 +90,7 @@ export class SnapshotStore {
     const name = snapshotName(ref);
     const encoded: Encoded = writes.map((w) => [w.key, w.value ?? null]);
     try {
-      await this.uploader.put(name, encodeMsgpack(encoded));
+      await this.transfer.put(name, encodeMsgpack(encoded));
     } catch (err) {
       throw translateNatsError(err, `cannot upload snapshot ${name}`);
     }
@@ -85,7 +101,7 @@ export class SnapshotStore {
   async read(name: string): Promise<BackendWrite[]> {
     let blob: Uint8Array | null;
     try {
-      blob = await this.os.getBlob(name);
+      blob = await this.transfer.get(name);
     } catch (err) {
       throw translateNatsError(err, `cannot download snapshot ${name}`);
     }
@@ -116,9 +132,12 @@ export class SnapshotStore {
 
   /**
    * Deletes, for each task in `keep`, its snapshots that its set does not
-   * name and that are older than the newest it names (newer ones may belong
-   * to a checkpoint in progress); returns how many. Snapshots of tasks not in
-   * `keep` are left alone.
+   * name and that are older than the first snapshot of its newest chain
+   * (`base`); returns how many. A snapshot at or after the base that no one
+   * names yet may be in progress: the delta of a checkpoint not committed yet,
+   * or a full snapshot uploading in the background to start a later chain
+   * (TaskSnapshots.compactIfDue). Snapshots of tasks not in `keep` are left
+   * alone.
    *
    * One listing serves every task: a listing reads the metadata of every
    * object in the bucket, so a listing per task per cleanup loaded the
@@ -126,15 +145,13 @@ export class SnapshotStore {
    * tombstone in the bucket's stream that every later listing would read
    * again; it is purged right after the delete.
    */
-  async collect(keep: ReadonlyMap<string, ReadonlySet<string>>): Promise<number> {
-    const newestKept = new Map([...keep].map(([task, names]) => [task, Math.max(0, ...[...names].map((n) => parseSnapshotName(n).checkpoint))]));
+  async collect(keep: ReadonlyMap<string, KeptSnapshots>): Promise<number> {
     let deleted = 0;
     try {
       for (const info of await this.os.list()) {
         const task = info.name.slice(0, info.name.lastIndexOf('/'));
-        const newest = newestKept.get(task);
-        if (newest === undefined || keep.get(task)!.has(info.name)) continue;
-        if (parseSnapshotName(info.name).checkpoint >= newest) continue;
+        const kept = keep.get(task);
+        if (!kept || kept.names.has(info.name) || !olderThanBase(parseSnapshotName(info.name), parseSnapshotName(kept.base))) continue;
         await this.os.delete(info.name);
         await this.jsm.streams.purge(`OBJ_${this.bucket}`, { filter: this.metaSubject(info.name) });
         deleted++;

@@ -1,7 +1,9 @@
 /**
  * The node side of a task's snapshots: turns each sealed checkpoint into an
- * upload (a delta of the sealed writes, or every `fullEvery` checkpoints a
- * full copy of the task's keys) and keeps the task's snapshot chain; and
+ * upload (a delta of the sealed writes; a full copy of the task's keys when
+ * there is no chain to add to) and keeps the task's snapshot chain, which a
+ * full snapshot taken in the background every `fullEvery` checkpoints cuts
+ * short again (compaction); and
  * before a task starts, makes its local state that of the checkpoint the job
  * restores: local LevelDB if it holds that checkpoint or can get there (by its
  * undo log, or by the deltas after a checkpoint it holds), else wiped and
@@ -16,9 +18,20 @@ import type { SealedCheckpoint } from '../../runtime/task/task.js';
 import type { TaskCheckpoint } from './manifest-store.js';
 import { parseSnapshotName, type SnapshotStore } from './snapshot-store.js';
 
+/** A full snapshot uploading in the background, of the checkpoint whose delta is `delta`. */
+interface Compaction {
+  /** The delta of the same checkpoint: the chain must still hold it for the full snapshot to replace what leads up to it. */
+  readonly delta: string;
+  /** The full snapshot's name once uploaded; undefined while uploading or if the upload failed. */
+  name?: string;
+  settled: boolean;
+  readonly done: Promise<void>;
+}
+
 export class TaskSnapshots {
   private chain: string[];
   private sinceFull: number;
+  private compaction: Compaction | undefined;
 
   constructor(
     private readonly store: SnapshotStore,
@@ -36,9 +49,13 @@ export class TaskSnapshots {
    * Uploads what `sealed` needs; returns the chain that restores it, oldest
    * first. After a failed upload the chain is broken (the next delta would
    * miss this one's writes), so the next upload is a full snapshot.
+   *
+   * Call it while the backend holds exactly `sealed`'s checkpoint (a task
+   * calls it before its next seal lands): a full snapshot reads the backend.
    */
   async upload(sealed: SealedCheckpoint): Promise<string[]> {
-    const full = this.chain.length === 0 || this.sinceFull >= this.fullEvery;
+    this.adoptCompaction();
+    const full = this.chain.length === 0;
     const ref = { job: this.job, task: sealed.task, checkpoint: sealed.checkpoint, generation: sealed.generation, kind: full ? 'full' : 'delta' } as const;
     let name: string;
     try {
@@ -50,6 +67,46 @@ export class TaskSnapshots {
     this.chain = full ? [name] : [...this.chain, name];
     this.sinceFull = full ? 1 : this.sinceFull + 1;
     return [...this.chain];
+  }
+
+  /**
+   * Once the chain has `fullEvery` snapshots, reads the task's keys as of
+   * `sealed` (the same condition as `upload`) and uploads them as a full
+   * snapshot in the background; the first upload after it is stored starts
+   * the chain from it. Off the checkpoint's path: a full snapshot of a
+   * million keys took seconds, and every tenth checkpoint, or the first
+   * after a restore, waited for it.
+   */
+  async compactIfDue(sealed: SealedCheckpoint): Promise<void> {
+    const delta = this.chain.at(-1);
+    if (this.compaction || this.sinceFull < this.fullEvery || !delta || parseSnapshotName(delta).checkpoint !== sealed.checkpoint) return;
+    const entries = await entriesUnder(this.backend, sealed.prefixes);
+    const ref = { job: this.job, task: sealed.task, checkpoint: sealed.checkpoint, generation: sealed.generation, kind: 'full' } as const;
+    const compaction: Compaction = {
+      delta,
+      settled: false,
+      done: this.store.put(ref, entries).then(
+        (name) => void Object.assign(compaction, { name, settled: true }),
+        () => void Object.assign(compaction, { settled: true }), // the chain goes on with deltas; the next checkpoint tries again
+      ),
+    };
+    this.compaction = compaction;
+  }
+
+  /** Settles when no background full snapshot is uploading. */
+  compacted(): Promise<void> {
+    return this.compaction?.done ?? Promise.resolve();
+  }
+
+  /** A finished compaction replaces the chain up to its checkpoint, if the chain still leads there. */
+  private adoptCompaction(): void {
+    const compaction = this.compaction;
+    if (!compaction?.settled) return;
+    this.compaction = undefined;
+    const at = this.chain.indexOf(compaction.delta);
+    if (!compaction.name || at < 0) return;
+    this.chain = [compaction.name, ...this.chain.slice(at + 1)];
+    this.sinceFull = this.chain.length;
   }
 }
 
