@@ -9,7 +9,7 @@
 import type { JetStreamClient, JetStreamManager, ObjectStore } from 'nats';
 import { ErrorCodes, millraceError } from '../../errors.js';
 import type { BackendWrite, StateBackend } from '../../runtime/state/backend.js';
-import { decodeMsgpack, encodeMsgpack } from '../../runtime/wire/codec.js';
+import { decodeWrites, encodeWrites } from '../../runtime/state/write-batch-codec.js';
 import { translateNatsError } from '../transport/nats-errors.js';
 import type { BlobTransfer } from './snapshot-transfer.js';
 
@@ -46,9 +46,6 @@ export interface KeptSnapshots {
 function olderThanBase(s: ReturnType<typeof parseSnapshotName>, base: ReturnType<typeof parseSnapshotName>): boolean {
   return s.checkpoint < base.checkpoint || (s.checkpoint === base.checkpoint && s.kind === 'delta' && base.kind === 'full');
 }
-
-/** On the wire: msgpack of `[key, value | null][]`. */
-type Encoded = [Uint8Array, Uint8Array | null][];
 
 export interface SnapshotStoreOptions {
   /** @default DEFAULT_SNAPSHOT_BUCKET */
@@ -88,9 +85,8 @@ export class SnapshotStore {
   /** Uploads `writes` as the snapshot `ref`; returns its name for the manifest. */
   async put(ref: SnapshotRef, writes: readonly BackendWrite[]): Promise<string> {
     const name = snapshotName(ref);
-    const encoded: Encoded = writes.map((w) => [w.key, w.value ?? null]);
     try {
-      await this.transfer.put(name, encodeMsgpack(encoded));
+      await this.transfer.put(name, encodeWrites(writes));
     } catch (err) {
       throw translateNatsError(err, `cannot upload snapshot ${name}`);
     }
@@ -106,7 +102,7 @@ export class SnapshotStore {
       throw translateNatsError(err, `cannot download snapshot ${name}`);
     }
     if (!blob) throw millraceError(ErrorCodes.STATE_CORRUPTED, `snapshot ${name} is missing from the snapshot store`, { disposition: 'task-corrupted' });
-    return (decodeMsgpack(blob) as Encoded).map(([key, value]) => ({ key, value: value ?? undefined }));
+    return decodeWrites(blob, `snapshot ${name}`);
   }
 
   /** Applies a chain (a full snapshot, then deltas) to `backend`, one atomic batch per snapshot. */

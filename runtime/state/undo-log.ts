@@ -13,13 +13,15 @@
  * seal after its checkpoint commits.
  *
  * Layout: chunks of at most CHUNK_ENTRIES before-images under
- * `undoKey(task, checkpoint, chunk)`, each msgpack `[generation, [[key,
- * value or nil], ...]]` (docs/reference/state-layout.md). Undo records are
+ * `undoKey(task, checkpoint, chunk)`, each msgpack `[generation, images]`,
+ * `images` the before-images as writes (write-batch-codec.ts; a delete for a
+ * key that had no value) (docs/reference/state-layout.md). Undo records are
  * outside the task's snapshot prefixes: they never reach the snapshot store.
  */
 import { decodeMsgpack, encodeMsgpack } from '../wire/codec.js';
 import type { BackendWrite, StateBackend } from './backend.js';
 import { undoKey, undoPrefix } from './keys.js';
+import { decodeWrites, encodeWrites } from './write-batch-codec.js';
 import { readTaskPosition, sameCheckpoint, type CheckpointPoint, type TaskPosition } from './task-position.js';
 
 /** Before-images per undo chunk: keeps each LevelDB value to a few hundred KB. */
@@ -32,7 +34,7 @@ export interface TaskAddress {
   readonly partition: number;
 }
 
-type EncodedChunk = [generation: number, images: [Uint8Array, Uint8Array | null][]];
+type EncodedChunk = [generation: number, images: Uint8Array];
 
 /** The writer side, held by a checkpointing task. */
 export class UndoLog {
@@ -58,11 +60,11 @@ export class UndoLog {
     const out: BackendWrite[] = [];
     const chunkKeys: Uint8Array[] = [];
     for (let start = 0, chunk = 0; start < keys.length; start += CHUNK_ENTRIES, chunk++) {
-      const images: EncodedChunk[1] = [];
-      for (let i = start; i < Math.min(start + CHUNK_ENTRIES, keys.length); i++) images.push([keys[i]!, before[i] ?? null]);
+      const images: BackendWrite[] = [];
+      for (let i = start; i < Math.min(start + CHUNK_ENTRIES, keys.length); i++) images.push({ key: keys[i]!, value: before[i] });
       const key = undoKey(this.task.job, this.task.stage, this.task.partition, checkpoint, chunk);
       chunkKeys.push(key);
-      out.push({ key, value: encodeMsgpack([generation, images] satisfies EncodedChunk) });
+      out.push({ key, value: encodeMsgpack([generation, encodeWrites(images)] satisfies EncodedChunk) });
     }
     this.records.set(checkpoint, chunkKeys);
     for (const key of this.committed) out.push({ key, value: undefined });
@@ -96,7 +98,7 @@ export async function rollBack(backend: StateBackend, task: TaskAddress, target:
       const [generation, images] = decodeMsgpack(value) as EncodedChunk;
       // A record of another run with the same checkpoint id does not describe this state.
       if (generation !== local.generation) return local;
-      for (const [k, v] of images) batch.push({ key: k, value: v ?? undefined });
+      batch.push(...decodeWrites(images, `the undo record of ${task.job}/${task.stage}/${task.partition} at checkpoint ${local.checkpoint}`));
       batch.push({ key, value: undefined });
     }
     if (batch.length === 0) return local;
