@@ -145,7 +145,8 @@ const CheckpointSchema = z
        */
       timeoutMs: int(1).default(DEFAULT_CHECKPOINT_TIMEOUT_MS),
       /**
-       * A task uploads a full snapshot every this many checkpoints, deltas in between.
+       * A task's snapshot chain (one full snapshot, then deltas) is compacted
+       * to a new full snapshot, taken in the background, once it holds this many.
        * @default {@link DEFAULT_CHECKPOINT_FULL_SNAPSHOT_EVERY} (`10`)
        */
       fullSnapshotEvery: int(1).default(DEFAULT_CHECKPOINT_FULL_SNAPSHOT_EVERY),
