@@ -92,6 +92,7 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
     closers.push(() => backend.close());
 
     const transfer = new WorkerBlobTransfer({ servers, name: `${config.nats.name}:${config.nodeId}:snapshots`, bucket: DEFAULT_SNAPSHOT_BUCKET, logger });
+    transfer.open();
     closers.push(() => transfer.close());
     const [manifests, runs, snapshots, savepoints] = await Promise.all([
       ManifestStore.open(controlJs),

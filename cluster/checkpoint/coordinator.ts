@@ -306,9 +306,9 @@ export class JobCoordinator {
     if (this.running || !this.o.tasks.every((t) => this.ready.has(t))) return;
     this.running = true;
     this.log.info({ generation }, 'every task runs; checkpoints start');
-    // The first checkpoint of a run goes at once: it commits what the tasks replayed since the restored
-    // checkpoint, so a transactional sink's outputs resume about a commit after a recovery, not an interval later.
-    this.schedule(0);
+    // A run restored from a checkpoint takes its first one at once: it commits what the tasks replayed since,
+    // so that a transactional sink's outputs resume about a commit after a recovery, not an interval later.
+    this.schedule(this.waiters.length > 0 || this.previous ? 0 : this.o.intervalMs);
   }
 
   private schedule(delayMs: number): void {

@@ -1,10 +1,11 @@
 /**
  * Moves packed snapshots in and out of the object store from a worker
  * thread (snapshot-transfer-worker.ts), so that hashing and chunking them
- * does not take the thread that processes records (decision 004). The worker
- * is started on the first request and again after it died; a request in
- * flight when it died fails, as a NATS failure would: an upload is retried
- * as a full snapshot with the next checkpoint, a restore fails the run.
+ * does not take the thread that processes records (decision 004). The
+ * worker is started by `open()` or the first request, and again after it
+ * died; a request in flight when it died fails, as a NATS failure would: an
+ * upload is retried as a full snapshot with the next checkpoint, a restore
+ * fails the run.
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -61,6 +62,16 @@ export class WorkerBlobTransfer implements BlobTransfer {
   private closed = false;
 
   constructor(private readonly options: WorkerBlobTransferOptions) {}
+
+  /**
+   * Starts the worker now rather than at the first request, so that its
+   * thread and connection are up before a restore or the first upload waits
+   * for them. A worker that fails to start is started again by the next
+   * request.
+   */
+  open(): void {
+    if (!this.closed && !this.running) this.spawn();
+  }
 
   async put(name: string, bytes: Uint8Array): Promise<void> {
     // A copy the worker can own: `bytes` may share its ArrayBuffer with others (msgpackr's, Buffer's pool), and transferring detaches it.
