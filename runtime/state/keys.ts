@@ -20,6 +20,7 @@
  * (job, operator, partition) once and each key costs one allocation.
  */
 import { ErrorCodes, millraceError } from '../../errors.js';
+import { varintLength, writeVarint } from '../wire/varint.js';
 
 export const NS_STATE = 0x01;
 export const NS_POSITION = 0x02;
@@ -160,18 +161,6 @@ function partitionString(partition: number): string {
   return String(partition);
 }
 
-function uvarintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) { n = Math.floor(n / 0x80); len++; }
-  return len;
-}
-
-function writeUvarint(out: Uint8Array, pos: number, n: number): number {
-  while (n >= 0x80) { out[pos++] = (n & 0x7f) | 0x80; n = Math.floor(n / 0x80); }
-  out[pos++] = n;
-  return pos;
-}
-
 /** UTF-8 byte length; equals `s.length` exactly when `s` is ASCII. */
 function utf8Length(s: string): number {
   for (let i = 0; i < s.length; i++) {
@@ -182,7 +171,7 @@ function utf8Length(s: string): number {
 
 /** Writes one string segment of `len` = utf8Length(s) bytes; returns the end. */
 function writeSegment(out: Buffer, pos: number, s: string, len: number): number {
-  pos = writeUvarint(out, pos, len);
+  pos = writeVarint(out, pos, len);
   // Copying ASCII by hand is ~3x faster than Buffer#write for short keys.
   if (len === s.length) for (let i = 0; i < len; i++) out[pos + i] = s.charCodeAt(i);
   else out.write(s, pos, 'utf8');
@@ -193,7 +182,7 @@ function writeSegment(out: Buffer, pos: number, s: string, len: number): number 
 function withSegments(prefix: Uint8Array, strings: readonly string[]): Buffer {
   const lengths = strings.map(utf8Length);
   let total = prefix.length;
-  for (const len of lengths) total += uvarintLength(len) + len;
+  for (const len of lengths) total += varintLength(len) + len;
   const out = Buffer.allocUnsafe(total);
   out.set(prefix, 0);
   let pos = prefix.length;
@@ -206,7 +195,7 @@ function withKeyAndName(prefix: Uint8Array, key: string, stateName: string): Buf
   const keyLength = utf8Length(key);
   const nameLength = utf8Length(stateName);
   const out = Buffer.allocUnsafe(
-    prefix.length + uvarintLength(keyLength) + keyLength + uvarintLength(nameLength) + nameLength,
+    prefix.length + varintLength(keyLength) + keyLength + varintLength(nameLength) + nameLength,
   );
   out.set(prefix, 0);
   writeSegment(out, writeSegment(out, prefix.length, key, keyLength), stateName, nameLength);
@@ -219,7 +208,7 @@ function head(namespace: number, strings: readonly string[]): Buffer {
 
 function withTimer(prefix: Uint8Array, ts: number, key: string): Buffer {
   const keyLength = utf8Length(key);
-  const out = Buffer.allocUnsafe(prefix.length + 1 + TIMESTAMP_BYTES + uvarintLength(keyLength) + keyLength);
+  const out = Buffer.allocUnsafe(prefix.length + 1 + TIMESTAMP_BYTES + varintLength(keyLength) + keyLength);
   out.set(prefix, 0);
   writeSegment(out, writeUint64(out, prefix.length, ts), key, keyLength);
   return out;

@@ -12,6 +12,8 @@
  * LEB128. Decoded keys and values are views into the encoded bytes.
  */
 import { ErrorCodes, millraceError } from '../../errors.js';
+import { ByteReader } from '../wire/byte-reader.js';
+import { varintLength, writeVarint } from '../wire/varint.js';
 import type { BackendWrite } from './backend.js';
 
 const VERSION = 1;
@@ -43,49 +45,16 @@ export function encodeWrites(writes: readonly BackendWrite[]): Uint8Array {
 /** @param what names the bytes in the error (a snapshot, an undo record) */
 export function decodeWrites(bytes: Uint8Array, what: string): BackendWrite[] {
   const fail = (why: string) => millraceError(ErrorCodes.STATE_CORRUPTED, `${what} cannot be read: ${why}`, { disposition: 'task-corrupted' });
-  if (bytes[0] !== VERSION) throw fail(`format version ${bytes[0]}, expected ${VERSION}`);
-  let at = 1;
-  const varint = (): number => {
-    let n = 0;
-    for (let scale = 1, i = 0; i < 8; i++, scale *= 128) {
-      if (at >= bytes.length) throw fail(`truncated at byte ${at}`);
-      const b = bytes[at++]!;
-      n += (b & 0x7f) * scale;
-      if (b < 0x80) return n;
-    }
-    throw fail(`varint too long at byte ${at}`);
-  };
-  const take = (n: number): Uint8Array => {
-    if (at + n > bytes.length) throw fail(`truncated at byte ${at}`);
-    const view = bytes.subarray(at, at + n);
-    at += n;
-    return view;
-  };
-  const count = varint();
+  const r = new ByteReader(bytes, fail);
+  const version = r.byte();
+  if (version !== VERSION) throw fail(`format version ${version}, expected ${VERSION}`);
+  const count = r.varint();
   const writes: BackendWrite[] = new Array(count);
   for (let i = 0; i < count; i++) {
-    const key = take(varint());
-    const valueLength = varint();
-    writes[i] = { key, value: valueLength === 0 ? undefined : take(valueLength - 1) };
+    const key = r.bytes(r.varint());
+    const valueLength = r.varint();
+    writes[i] = { key, value: valueLength === 0 ? undefined : r.bytes(valueLength - 1) };
   }
-  if (at !== bytes.length) throw fail(`${bytes.length - at} bytes after the last of ${count} writes`);
+  r.end(`the last of ${count} writes`);
   return writes;
-}
-
-function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
-
-function writeVarint(out: Uint8Array, at: number, n: number): number {
-  while (n >= 0x80) {
-    out[at++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  out[at++] = n;
-  return at;
 }

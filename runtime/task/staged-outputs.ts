@@ -20,6 +20,8 @@
  * LEB128.
  */
 import { ErrorCodes, millraceError } from '../../errors.js';
+import { ByteReader } from '../wire/byte-reader.js';
+import { writeVarint } from '../wire/varint.js';
 
 const VERSION = 1;
 const INITIAL_BYTES = 64 * 1024;
@@ -87,12 +89,12 @@ export class StagedOutputs {
   readonly sealedAt: number;
   readonly subjects: readonly string[];
   readonly count: number;
-  private readonly buf: Buffer;
+  private readonly bytes: Uint8Array;
   private readonly recordsAt: number;
 
   constructor(bytes: Uint8Array) {
-    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const r = new Reader(this.buf);
+    this.bytes = bytes;
+    const r = new ByteReader(bytes, corrupted);
     const version = r.byte();
     if (version !== VERSION) throw corrupted(`version ${version}, expected ${VERSION}`);
     this.sealedAt = r.double();
@@ -105,7 +107,7 @@ export class StagedOutputs {
 
   /** Visits every output in the order it was staged. */
   forEach(visit: StagedOutputVisitor): void {
-    const r = new Reader(this.buf, this.recordsAt);
+    const r = new ByteReader(this.bytes, corrupted, this.recordsAt);
     for (let i = 0; i < this.count; i++) {
       const subject = this.subjects[r.varint()];
       if (subject === undefined) throw corrupted(`record ${i} names a subject that is not in the table`);
@@ -114,21 +116,12 @@ export class StagedOutputs {
       const data = r.bytes(r.varint());
       visit(subject, data, key, ts, i);
     }
-    if (r.at !== this.buf.length) throw corrupted(`${this.buf.length - r.at} bytes after the last of ${this.count} records`);
+    r.end(`the last of ${this.count} records`);
   }
 }
 
 function corrupted(what: string) {
   return millraceError(ErrorCodes.STATE_CORRUPTED, `staged sink outputs cannot be read: ${what}`, { disposition: 'task-corrupted' });
-}
-
-function writeVarint(buf: Buffer, at: number, n: number): number {
-  while (n >= 0x80) {
-    buf[at++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[at++] = n;
-  return at;
 }
 
 /** The small header, written once per seal. */
@@ -158,55 +151,5 @@ class HeadWriter {
 
   bytes(): Buffer {
     return Buffer.concat(this.parts);
-  }
-}
-
-class Reader {
-  constructor(
-    private readonly buf: Buffer,
-    public at = 0,
-  ) {}
-
-  private need(n: number): void {
-    if (this.at + n > this.buf.length) throw corrupted(`truncated at byte ${this.at}`);
-  }
-
-  byte(): number {
-    this.need(1);
-    return this.buf[this.at++]!;
-  }
-
-  double(): number {
-    this.need(8);
-    const v = this.buf.readDoubleBE(this.at);
-    this.at += 8;
-    return v;
-  }
-
-  varint(): number {
-    let n = 0;
-    let scale = 1;
-    for (let i = 0; i < 8; i++) {
-      const b = this.byte();
-      n += (b & 0x7f) * scale;
-      if (b < 0x80) return n;
-      scale *= 128;
-    }
-    throw corrupted(`varint too long at byte ${this.at}`);
-  }
-
-  bytes(n: number): Uint8Array {
-    this.need(n);
-    const out = this.buf.subarray(this.at, this.at + n);
-    this.at += n;
-    return out;
-  }
-
-  string(): string {
-    const n = this.varint();
-    this.need(n);
-    const s = this.buf.toString('utf8', this.at, this.at + n);
-    this.at += n;
-    return s;
   }
 }
