@@ -21,14 +21,22 @@ export interface BarrierOutcome {
   readonly complete: number | undefined;
   /** Then process these (the held records of the completed alignment). */
   readonly after: readonly InputMessage[];
+  /**
+   * With `complete`: the producers whose barrier came before the last one,
+   * with their barrier's input sequence. Their records after it are held, not
+   * in the sealed state, though they lie before the task's position: a task
+   * resumed from this checkpoint alone must read them again (TaskPosition.held).
+   */
+  readonly held: readonly (readonly [producer: string, barrierSeq: number])[];
 }
 
-const NOTHING: BarrierOutcome = Object.freeze({ before: [], complete: undefined, after: [] });
+const NOTHING: BarrierOutcome = Object.freeze({ before: [], complete: undefined, after: [], held: [] });
 
 export class BarrierAligner {
   /** The checkpoint being aligned; 0 when none is. */
   private aligning = 0;
-  private readonly arrived = new Set<string>();
+  /** Producers whose barrier of the checkpoint being aligned came, with its input sequence. */
+  private readonly arrived = new Map<string, number>();
   private held: InputMessage[] = [];
   /** Barriers up to this checkpoint are done with (sealed, given up, or restored). */
   private settled = 0;
@@ -64,8 +72,8 @@ export class BarrierAligner {
     return held;
   }
 
-  /** Barrier `checkpoint` from `producer` arrived. */
-  barrier(checkpoint: number, producer: string): BarrierOutcome {
+  /** Barrier `checkpoint` from `producer` arrived, at input sequence `seq`. */
+  barrier(checkpoint: number, producer: string, seq: number): BarrierOutcome {
     if (checkpoint <= this.settled || !this.upstream.has(producer) || checkpoint < this.aligning) return NOTHING;
     let before: InputMessage[] = [];
     if (checkpoint > this.aligning) {
@@ -73,12 +81,13 @@ export class BarrierAligner {
       this.reset();
       this.aligning = checkpoint;
     }
-    this.arrived.add(producer);
-    if (this.arrived.size < this.upstream.size) return before.length === 0 ? NOTHING : { before, complete: undefined, after: [] };
+    if (!this.arrived.has(producer)) this.arrived.set(producer, seq);
+    if (this.arrived.size < this.upstream.size) return before.length === 0 ? NOTHING : { before, complete: undefined, after: [], held: [] };
     const after = this.held;
+    const held = [...this.arrived].filter(([p]) => p !== producer);
     this.settled = checkpoint;
     this.reset();
-    return { before, complete: checkpoint, after };
+    return { before, complete: checkpoint, after, held };
   }
 
   /** The checkpoint being aligned, 0 when none. */

@@ -35,7 +35,7 @@ import { internalOutputStream, type StagePlan } from '../plan/compile.js';
 import type { BackendWrite, StateBackend } from '../state/backend.js';
 import { KeyedStore } from '../state/keyed-store.js';
 import { decodeKey, decodeTimerKey, keyspace, positionKey, stagedKey, stagedPrefix } from '../state/keys.js';
-import { positionWrite, readTaskPosition } from '../state/task-position.js';
+import { positionWrite, readTaskPosition, resumeAfter, type TaskPosition } from '../state/task-position.js';
 import { TimerQueue, type Timer } from '../state/timer-queue.js';
 import { UndoLog } from '../state/undo-log.js';
 import { BARRIER_HEADER, GENERATION_HEADER, MSG_ID_HEADER, PRODUCER_HEADER } from '../wire/headers.js';
@@ -82,6 +82,8 @@ export interface SealedCheckpoint {
   readonly generation: number;
   /** The last input sequence the sealed state covers. */
   readonly position: number;
+  /** The input sequence after which a task resumed from this checkpoint reads again: `position`, or earlier when records before it were held. */
+  readonly resumeAfter: number;
   /** The batch that went to the backend: what changed since the previous seal (a delta snapshot). */
   readonly writes: readonly BackendWrite[];
   /** Prefixes of every backend key the task owns (for a full snapshot, or a wipe). */
@@ -135,6 +137,10 @@ export class Task {
   committedSeq = 0;
   /** The checkpoint of the last seal that reached the backend (restored one at start). */
   committedCheckpoint = 0;
+  /** Date.now() when the first record after start was processed; 0 until then. */
+  firstRecordAt = 0;
+  /** Date.now() when the task sealed the checkpoint it was handed over at (stopAfter); 0 otherwise. */
+  handedOverAt = 0;
   /** Every key prefix this task owns in the backend (for a full snapshot, or a wipe). */
   readonly prefixes: Uint8Array[] = [];
 
@@ -156,6 +162,14 @@ export class Task {
   private lastDelivery = 0;
   /** The checkpoint last sealed (or restored). */
   private sealedCheckpoint = 0;
+  /** The checkpoint after whose seal the task stops (its next owner resumes from it); 0: none. */
+  private stopAt = 0;
+  /**
+   * After a restore whose position had held records: up to `position`, only
+   * the records of `held` producers after their barrier are new; the others
+   * are in the restored state already.
+   */
+  private resumed: { readonly position: number; readonly held: ReadonlyMap<string, number> } | undefined;
   private uncommitted = 0;
   /** Settles when the current checkpoint's barriers are out; the loop and timers wait for it. */
   private pause: Promise<void> | undefined;
@@ -233,7 +247,9 @@ export class Task {
     this.state = 'restoring';
     const { job, stage, partition } = this.options;
     const stored = readTaskPosition(this.options.backend, job, stage.id, partition);
-    this.seen = this.committedSeq = stored.position;
+    this.committedSeq = stored.position;
+    this.seen = resumeAfter(stored);
+    this.resumed = this.seen < stored.position ? { position: stored.position, held: new Map(stored.held) } : undefined;
     this.sealedCheckpoint = this.committedCheckpoint = stored.checkpoint;
     this.aligner?.restoredFrom(stored.checkpoint);
     for (const op of this.operators) op.timers.restore(await this.storedTimers(op));
@@ -283,6 +299,18 @@ export class Task {
   }
 
   /**
+   * Hands the task over at checkpoint `n`: it stops right after sealing `n`
+   * (its barriers out, its snapshot uploaded and acknowledged), processing
+   * nothing beyond, so that another node can resume it from `n`. False when
+   * it cannot stop there: it is not running, or sealed `n` already.
+   */
+  stopAfter(n: number): boolean {
+    if (this.state !== 'running' || !this.options.checkpointing || n <= this.sealedCheckpoint) return false;
+    this.stopAt = n;
+    return true;
+  }
+
+  /**
    * Stops consuming. Without checkpointing the task first seals what it
    * processed; with it, what was processed since the last checkpoint is
    * dropped (recovery replays it from the checkpoint).
@@ -304,6 +332,7 @@ export class Task {
         for await (const msg of input.messages) {
           if (this.failure) throw this.failure;
           if (this.pause) await this.pause;
+          if (this.state !== 'running') break;
           const delivery = msg.info.deliverySequence;
           if (delivery !== undefined) {
             if (this.lastDelivery > 0 && delivery !== this.lastDelivery + 1) {
@@ -379,7 +408,8 @@ export class Task {
         });
       }
       const producer = headers.get(PRODUCER_HEADER);
-      if (headers.has(BARRIER_HEADER)) return this.onBarrier(Number(headers.get(BARRIER_HEADER)), producer);
+      if (this.resumed && !this.resumedIsNew(msg.seq, producer)) return;
+      if (headers.has(BARRIER_HEADER)) return this.onBarrier(Number(headers.get(BARRIER_HEADER)), producer, msg.seq);
       if (this.aligner.holds(producer, msg)) {
         if (this.aligner.full) {
           this.log.warn({ checkpoint: this.aligner.current }, 'barrier alignment holds too many records; giving this checkpoint up');
@@ -391,12 +421,23 @@ export class Task {
     this.handle(msg);
   }
 
-  private onBarrier(checkpoint: number, producer: string): void {
-    const outcome = this.aligner!.barrier(checkpoint, producer);
+  /** Whether a record read again after a restore with held records is new to the state (else it is passed over). */
+  private resumedIsNew(seq: number, producer: string): boolean {
+    const resumed = this.resumed!;
+    if (seq > resumed.position) {
+      this.resumed = undefined;
+      return true;
+    }
+    const barrierSeq = resumed.held.get(producer);
+    return barrierSeq !== undefined && seq > barrierSeq;
+  }
+
+  private onBarrier(checkpoint: number, producer: string, seq: number): void {
+    const outcome = this.aligner!.barrier(checkpoint, producer, seq);
     for (const msg of outcome.before) this.handle(msg);
     if (outcome.complete === undefined) return;
-    this.seal(outcome.complete);
-    this.replay.push(...outcome.after);
+    this.seal(outcome.complete, outcome.held);
+    if (this.state === 'running') this.replay.push(...outcome.after);
   }
 
   /** Processes records released by an alignment, each after any checkpoint in progress. */
@@ -404,6 +445,7 @@ export class Task {
     for (let i = 0; i < this.replay.length; i++) {
       if (this.pause) await this.pause;
       if (this.failure) throw this.failure;
+      if (this.state !== 'running') break;
       this.dispatch(this.replay[i]!);
     }
     this.replay.length = 0;
@@ -427,7 +469,7 @@ export class Task {
   /** Runs one record through the chain; a bad record is reported and skipped. */
   private handle(msg: InputMessage): void {
     this.uncommitted++;
-    this.processed++;
+    if (this.processed++ === 0) this.firstRecordAt = Date.now();
     this.origin = `${this.idPrefix}${this.originOf(msg)}:`;
     this.outIndex = 0;
     try {
@@ -462,10 +504,12 @@ export class Task {
 
   /**
    * Seals checkpoint `n` (0: a local commit without a coordinator) at the
-   * current position. Synchronous up to the pause: no record or timer runs
-   * until the barriers are out.
+   * current position, `held` naming the producers whose later records wait
+   * for the next checkpoint. Synchronous up to the pause: no record or timer
+   * runs until the barriers are out. At the checkpoint of `stopAfter` the
+   * task stops here: nothing after it is processed.
    */
-  private seal(n: number): void {
+  private seal(n: number, held: TaskPosition['held'] = []): void {
     const writes: BackendWrite[] = [];
     const seals = this.operators.map((op) => {
       op.timers.seal(writes);
@@ -483,7 +527,9 @@ export class Task {
     this.publishedStaged = [];
     const position = this.seen;
     const checkpoint = n === 0 ? this.sealedCheckpoint : n;
-    writes.push(positionWrite(this.positionKey, { position, checkpoint, generation: this.generation }));
+    const at: TaskPosition = { position, checkpoint, generation: this.generation, held };
+    writes.push(positionWrite(this.positionKey, at));
+    if (n > 0 && n === this.stopAt) this.handOver();
     this.sealedCheckpoint = checkpoint;
     this.uncommitted = 0;
     if (n > 0) this.processedAtSeal.set(n, this.processed);
@@ -518,10 +564,21 @@ export class Task {
       this.operators.forEach((op, i) => op.store.committed(seals[i]!));
       this.committedSeq = position;
       this.committedCheckpoint = checkpoint;
-      if (sealed && n > 0) await sealed({ task: this.id, checkpoint: n, generation: this.generation, position, writes, prefixes: this.prefixes });
+      if (sealed && n > 0) {
+        await sealed({ task: this.id, checkpoint: n, generation: this.generation, position, resumeAfter: resumeAfter(at), writes, prefixes: this.prefixes });
+      }
     });
     this.commitChain = landed;
     landed.catch((err) => this.fail(err));
+  }
+
+  /** Stops at the seal of `stopAt`: the loop ends once this seal has landed and been acknowledged. */
+  private handOver(): void {
+    this.handedOverAt = Date.now();
+    this.state = 'stopping';
+    this.input?.stop();
+    this.resumeAfterCommit?.();
+    this.log.debug({ checkpoint: this.stopAt, position: this.seen }, 'task handed over');
   }
 
   /** Whether anything changed since the last seal (records, state, timers). */

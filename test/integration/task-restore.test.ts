@@ -55,7 +55,7 @@ class SealingTask {
     const writes = [...writesOf(checkpoint), positionWrite(where.prefixes[0]!, { position: checkpoint * 10, checkpoint, generation: this.generation })];
     await this.backend.write([...writes, ...(await this.undo.recordFor(checkpoint, this.generation, writes))]);
     this.states.set(checkpoint, await stateOf(this.backend));
-    const sealed = { task: TASK_ID, checkpoint, generation: this.generation, position: checkpoint * 10, writes, prefixes: where.prefixes };
+    const sealed = { task: TASK_ID, checkpoint, generation: this.generation, position: checkpoint * 10, resumeAfter: checkpoint * 10, writes, prefixes: where.prefixes };
     this.chains.set(checkpoint, await this.uploads.upload(sealed));
     await this.uploads.compactIfDue(sealed);
     await this.uploads.compacted(); // the chains below are then the same in every run

@@ -98,5 +98,5 @@ test('after a failed upload the next one is a full snapshot, and the error reach
 });
 
 function sealed(checkpoint: number): SealedCheckpoint {
-  return { task: 'j/s0/0', checkpoint, generation: 2, position: checkpoint * 10, writes: [{ key: key(`p/${checkpoint}`), value: key('x') }], prefixes: [key('p/')] };
+  return { task: 'j/s0/0', checkpoint, generation: 2, position: checkpoint * 10, resumeAfter: checkpoint * 10, writes: [{ key: key(`p/${checkpoint}`), value: key('x') }], prefixes: [key('p/')] };
 }
