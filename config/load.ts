@@ -55,6 +55,7 @@ const ENV_VARS: readonly (readonly [variable: string, path: string, parse: Parse
   ['MILLRACE_NATS', 'nats.servers', asList],
   ['MILLRACE_NATS_EMBEDDED_BINARY', 'nats.embeddedBinary', asString],
   ['MILLRACE_NATS_EMBEDDED_PORT', 'nats.embeddedPort', asNumber],
+  ['MILLRACE_NATS_REPLICAS', 'nats.replicas', asNumber],
   ['MILLRACE_JOBS', 'jobs', asList],
   ['MILLRACE_LOG_LEVEL', 'logLevel', asString],
   ['MILLRACE_TASK_MAX_IN_FLIGHT', 'task.maxInFlight', asNumber],

@@ -22,6 +22,8 @@ export const DEFAULT_NATS_EMBEDDED_BINARY = 'nats-server';
 /** 0 lets the OS pick a free port. */
 export const DEFAULT_NATS_EMBEDDED_PORT = 0;
 export const DEFAULT_NATS_NAME = 'millrace';
+/** One copy of each JetStream asset: what a single nats-server can hold. */
+export const DEFAULT_NATS_REPLICAS = 1;
 export const DEFAULT_JOBS: readonly string[] = Object.freeze([]);
 export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
 export const DEFAULT_TASK_MAX_IN_FLIGHT = 20_000;
@@ -97,9 +99,22 @@ const NatsSchema = z
        * @default {@link DEFAULT_NATS_NAME} (`'millrace'`)
        */
       name: text().default(DEFAULT_NATS_NAME),
+      /**
+       * Servers that keep a copy of each stream, KV bucket and object store
+       * millrace creates (JetStream's replicas): 1 to 5, at most the size of
+       * the NATS cluster. Assets that exist keep the count they were created with.
+       * @default {@link DEFAULT_NATS_REPLICAS} (`1`)
+       */
+      replicas: int(1, 5).default(DEFAULT_NATS_REPLICAS),
     },
     { error: 'an object' },
   )
+  .superRefine((nats, ctx) => {
+    // Checked here rather than left to the first bucket create, which would fail with a server error.
+    if (nats.servers.length === 0 && nats.replicas > 1) {
+      ctx.addIssue({ code: 'custom', path: ['replicas'], message: '1 when nats.servers is empty (the embedded nats-server is a single server)' });
+    }
+  })
   .readonly();
 
 const TaskSchema = z

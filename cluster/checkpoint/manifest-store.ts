@@ -10,6 +10,7 @@
 import type { JetStreamClient, KV } from 'nats';
 import { ErrorCodes, millraceError } from '../../errors.js';
 import { isWrongLastSequence, translateNatsError } from '../transport/nats-errors.js';
+import { replicasOf, type ReplicasOption } from '../transport/replicas.js';
 
 /** What a task's part of a checkpoint records. */
 export interface TaskCheckpoint {
@@ -47,13 +48,22 @@ export const DEFAULT_RETAINED_CHECKPOINTS = 5;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+export interface ManifestStoreOptions extends ReplicasOption {
+  /** @default {@link DEFAULT_MANIFEST_BUCKET} (`'millrace_checkpoints'`) */
+  readonly bucket?: string;
+  /** Manifests kept per job (the bucket's history), if this call creates the bucket. @default {@link DEFAULT_RETAINED_CHECKPOINTS} (`5`) */
+  readonly retained?: number;
+}
+
 export class ManifestStore {
   private constructor(private readonly kv: KV) {}
 
-  static async open(js: JetStreamClient, options: { bucket?: string; retained?: number } = {}): Promise<ManifestStore> {
+  /** Opens the checkpoint bucket, creating it (with `options.replicas` copies) when it does not exist. */
+  static async open(js: JetStreamClient, options: ManifestStoreOptions = {}): Promise<ManifestStore> {
     const bucket = options.bucket ?? DEFAULT_MANIFEST_BUCKET;
+    const replicas = replicasOf(options.replicas);
     try {
-      return new ManifestStore(await js.views.kv(bucket, { history: options.retained ?? DEFAULT_RETAINED_CHECKPOINTS }));
+      return new ManifestStore(await js.views.kv(bucket, { history: options.retained ?? DEFAULT_RETAINED_CHECKPOINTS, replicas }));
     } catch (err) {
       throw translateNatsError(err, `cannot open checkpoint bucket "${bucket}"`);
     }

@@ -8,6 +8,7 @@
  */
 import type { JetStreamClient, KV } from 'nats';
 import { isWrongLastSequence, translateNatsError } from '../transport/nats-errors.js';
+import { replicasOf, type ReplicasOption } from '../transport/replicas.js';
 
 export const DEFAULT_RUN_BUCKET = 'millrace_runs';
 
@@ -27,13 +28,20 @@ function decode(value: Uint8Array): RunRecord {
   return { generation, nodes: Array.isArray(nodes) ? nodes : [] };
 }
 
+export interface RunStoreOptions extends ReplicasOption {
+  /** @default {@link DEFAULT_RUN_BUCKET} (`'millrace_runs'`) */
+  readonly bucket?: string;
+}
+
 export class RunStore {
   private constructor(private readonly kv: KV) {}
 
-  static async open(js: JetStreamClient, options: { bucket?: string } = {}): Promise<RunStore> {
+  /** Opens the run bucket, creating it (with `options.replicas` copies) when it does not exist. */
+  static async open(js: JetStreamClient, options: RunStoreOptions = {}): Promise<RunStore> {
     const bucket = options.bucket ?? DEFAULT_RUN_BUCKET;
+    const replicas = replicasOf(options.replicas);
     try {
-      return new RunStore(await js.views.kv(bucket, { history: 1 }));
+      return new RunStore(await js.views.kv(bucket, { history: 1, replicas }));
     } catch (err) {
       throw translateNatsError(err, `cannot open run bucket "${bucket}"`);
     }

@@ -17,6 +17,7 @@
 import type { JetStreamClient, KV } from 'nats';
 import { ErrorCodes, millraceError } from '../../errors.js';
 import { translateNatsError } from '../transport/nats-errors.js';
+import { replicasOf, type ReplicasOption } from '../transport/replicas.js';
 import type { CheckpointManifest, ManifestStore } from './manifest-store.js';
 
 export interface Savepoint {
@@ -34,12 +35,20 @@ export const SAVEPOINT_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+export interface SavepointStoreOptions extends ReplicasOption {
+  /** @default {@link DEFAULT_SAVEPOINT_BUCKET} (`'millrace_savepoints'`) */
+  readonly bucket?: string;
+}
+
 export class SavepointStore {
   private constructor(private readonly kv: KV) {}
 
-  static async open(js: JetStreamClient, bucket = DEFAULT_SAVEPOINT_BUCKET): Promise<SavepointStore> {
+  /** Opens the savepoint bucket, creating it (with `options.replicas` copies) when it does not exist. */
+  static async open(js: JetStreamClient, options: SavepointStoreOptions = {}): Promise<SavepointStore> {
+    const bucket = options.bucket ?? DEFAULT_SAVEPOINT_BUCKET;
+    const replicas = replicasOf(options.replicas);
     try {
-      return new SavepointStore(await js.views.kv(bucket, { history: 1 }));
+      return new SavepointStore(await js.views.kv(bucket, { history: 1, replicas }));
     } catch (err) {
       throw translateNatsError(err, `cannot open savepoint bucket "${bucket}"`);
     }

@@ -11,6 +11,7 @@ import { ErrorCodes, millraceError } from '../../errors.js';
 import type { BackendWrite, StateBackend } from '../../runtime/state/backend.js';
 import { decodeWrites, encodeWrites } from '../../runtime/state/write-batch-codec.js';
 import { translateNatsError } from '../transport/nats-errors.js';
+import { replicasOf, type ReplicasOption } from '../transport/replicas.js';
 import type { BlobTransfer } from './snapshot-transfer.js';
 
 export const DEFAULT_SNAPSHOT_BUCKET = 'millrace_snapshots';
@@ -47,7 +48,7 @@ function olderThanBase(s: ReturnType<typeof parseSnapshotName>, base: ReturnType
   return s.checkpoint < base.checkpoint || (s.checkpoint === base.checkpoint && s.kind === 'delta' && base.kind === 'full');
 }
 
-export interface SnapshotStoreOptions {
+export interface SnapshotStoreOptions extends ReplicasOption {
   /** @default DEFAULT_SNAPSHOT_BUCKET */
   readonly bucket?: string;
   /**
@@ -69,8 +70,9 @@ export class SnapshotStore {
 
   static async open(js: JetStreamClient, options: SnapshotStoreOptions = {}): Promise<SnapshotStore> {
     const bucket = options.bucket ?? DEFAULT_SNAPSHOT_BUCKET;
+    const replicas = replicasOf(options.replicas);
     try {
-      const os = await js.views.os(bucket);
+      const os = await js.views.os(bucket, { replicas });
       const transfer: BlobTransfer = options.transfer ?? {
         put: async (name, bytes) => void (await os.putBlob({ name }, bytes)),
         get: (name) => os.getBlob(name),

@@ -13,12 +13,19 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ObjectStore } from 'nats';
 import { connectNats } from '../transport/connection.js';
+import { DEFAULT_REPLICAS } from '../transport/replicas.js';
 
 export interface TransferWorkerData {
   readonly servers: readonly string[];
   /** The connection's name, shown by the server. */
   readonly name: string;
   readonly bucket: string;
+  /**
+   * Servers that keep a copy of the bucket, if the worker creates it (the
+   * node's SnapshotStore.open may be first: pass both the same count).
+   * @default {@link DEFAULT_REPLICAS} (`1`)
+   */
+  readonly replicas?: number;
 }
 
 export type TransferRequest =
@@ -60,7 +67,7 @@ async function serve(port: NonNullable<typeof parentPort>, data: TransferWorkerD
   });
   if (!nc) return;
   try {
-    os = await nc.jetstream().views.os(data.bucket);
+    os = await nc.jetstream().views.os(data.bucket, { replicas: data.replicas ?? DEFAULT_REPLICAS });
   } catch (err) {
     reply(port, { kind: 'failed', error: failure(err) });
     await nc.close();

@@ -10,6 +10,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { ErrorCodes, millraceError } from '../../errors.js';
+import { replicasOf } from '../transport/replicas.js';
 import type { TransferFailure, TransferReply, TransferRequest, TransferWorkerData } from './snapshot-transfer-worker.js';
 
 /** How packed snapshots reach the object store and come back. */
@@ -61,7 +62,9 @@ export class WorkerBlobTransfer implements BlobTransfer {
   private nextId = 1;
   private closed = false;
 
-  constructor(private readonly options: WorkerBlobTransferOptions) {}
+  constructor(private readonly options: WorkerBlobTransferOptions) {
+    replicasOf(options.replicas); // a bad count is the caller's mistake: say so here, not in the worker
+  }
 
   /**
    * Starts the worker now rather than at the first request, so that its

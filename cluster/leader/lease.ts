@@ -12,8 +12,9 @@
  */
 import type { JetStreamClient, KV } from 'nats';
 import { isWrongLastSequence, translateNatsError } from '../transport/nats-errors.js';
+import { replicasOf, type ReplicasOption } from '../transport/replicas.js';
 
-export interface LeaseOptions {
+export interface LeaseOptions extends ReplicasOption {
   /** The node campaigning. */
   nodeId: string;
   /** KV bucket of leases. @default 'millrace_leases' */
@@ -74,11 +75,12 @@ export class LeaderLease {
       key: options.key ?? 'coordinator',
       ttlMs,
       intervalMs: options.intervalMs ?? Math.max(50, Math.floor(ttlMs / 4)),
+      replicas: replicasOf(options.replicas),
       onChange: options.onChange,
     };
     let kv: KV;
     try {
-      kv = await js.views.kv(resolved.bucket, { ttl: ttlMs, history: 1 });
+      kv = await js.views.kv(resolved.bucket, { ttl: ttlMs, history: 1, replicas: resolved.replicas });
     } catch (err) {
       throw translateNatsError(err, `cannot open lease bucket "${resolved.bucket}"`);
     }

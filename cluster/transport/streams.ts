@@ -10,6 +10,7 @@ import { RetentionPolicy, StorageType, type JetStreamManager, type StreamInfo } 
 import { ErrorCodes, millraceError } from '../../errors.js';
 import { isStreamNotFound, translateNatsError } from './nats-errors.js';
 import { partitionSubject, partitionSubjects } from '../../runtime/wire/subjects.js';
+import { replicasOf, type ReplicasOption } from './replicas.js';
 
 export const MAX_PARTITIONS = 4096;
 const DESCRIPTION_PREFIX = 'millrace stream; partitions=';
@@ -64,7 +65,7 @@ export async function describeStream(jsm: JetStreamManager, name: string): Promi
   }
 }
 
-export interface CreateStreamOptions {
+export interface CreateStreamOptions extends ReplicasOption {
   /** @default 16 */
   partitions?: number;
   /** Keep at most this many bytes (oldest dropped first). @default unlimited */
@@ -75,11 +76,13 @@ export interface CreateStreamOptions {
 
 /**
  * Creates millrace stream `name`, or returns it when it exists with the same
- * partition count (MR_STREAM_CONFLICT when the count differs).
+ * partition count (MR_STREAM_CONFLICT when the count differs). An existing
+ * stream keeps its replica count, whatever `replicas` says.
  */
 export async function createStream(jsm: JetStreamManager, name: string, options: CreateStreamOptions = {}): Promise<StreamDescription> {
   const partitions = options.partitions ?? 16;
   checkPartitions(partitions);
+  const replicas = replicasOf(options.replicas);
   const existing = await describeStream(jsm, name);
   if (existing) {
     if (existing.partitions !== partitions) {
@@ -100,7 +103,7 @@ export async function createStream(jsm: JetStreamManager, name: string, options:
       description: `${DESCRIPTION_PREFIX}${partitions}`,
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
-      num_replicas: 1,
+      num_replicas: replicas,
       max_bytes: options.maxBytes ?? -1,
       max_age: options.maxAgeMs ? options.maxAgeMs * 1_000_000 : 0,
     });

@@ -35,12 +35,19 @@ export function transactions(count: number, runId: string, seed = 42, start = Da
   }));
 }
 
-export async function ensureTransactionStream(nc: NatsConnection): Promise<void> {
+/** Creates stream TRANSACTIONS unless it exists, with `replicas` copies in a NATS cluster (default 1). */
+export async function ensureTransactionStream(nc: NatsConnection, options: { replicas?: number } = {}): Promise<void> {
   const jsm = await nc.jetstreamManager();
   try {
     await jsm.streams.info(INPUT_STREAM);
   } catch {
-    await jsm.streams.add({ name: INPUT_STREAM, subjects: ['transactions.>'], retention: RetentionPolicy.Limits, storage: StorageType.File });
+    await jsm.streams.add({
+      name: INPUT_STREAM,
+      subjects: ['transactions.>'],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: options.replicas ?? 1,
+    });
   }
 }
 

@@ -37,7 +37,7 @@ test('with no sources every field has its default', (t) => {
   t.deepEqual(config, {
     nodeId: DEFAULT_NODE_ID,
     dataDir: './.millrace',
-    nats: { servers: [], embeddedBinary: 'nats-server', embeddedPort: 0, name: 'millrace' },
+    nats: { servers: [], embeddedBinary: 'nats-server', embeddedPort: 0, name: 'millrace', replicas: 1 },
     jobs: [],
     logLevel: 'info',
     task: {
@@ -114,6 +114,25 @@ test('nats.servers accepts nats://, tls:// and host:port, and rejects anything e
   t.deepEqual(resolveConfig({ nats: { servers } }).nats.servers, servers);
   const err = configError(t, () => resolveConfig({ nats: { servers: ['http://a:4222', 'b:4222', 'c'] } }));
   t.deepEqual(paths(err), ['nats.servers.0', 'nats.servers.2']);
+});
+
+test('nats.replicas comes from MILLRACE_NATS_REPLICAS; anything but an integer from 1 to 5 stops with its path', (t) => {
+  const servers = 'nats://a:4222,nats://b:4222,nats://c:4222';
+  t.is(loadConfig({ env: { MILLRACE_NATS: servers, MILLRACE_NATS_REPLICAS: '3' } }).nats.replicas, 3);
+  t.is(loadConfig({ env: { MILLRACE_NATS: servers } }).nats.replicas, 1);
+  for (const bad of ['0', '6', '2.5', '-1', 'three']) {
+    const err = configError(t, () => loadConfig({ env: { MILLRACE_NATS: servers, MILLRACE_NATS_REPLICAS: bad } }));
+    t.deepEqual(paths(err), ['nats.replicas'], bad);
+    t.regex(err.issues[0]!.message, /MILLRACE_NATS_REPLICAS/);
+  }
+  t.deepEqual(paths(configError(t, () => resolveConfig({ nats: { servers: ['a:4222'], replicas: '3' as never } }))), ['nats.replicas']);
+});
+
+test('nats.replicas above 1 needs nats.servers: the embedded nats-server is a single server', (t) => {
+  t.is(resolveConfig({ nats: { replicas: 1 } }).nats.replicas, 1);
+  const err = configError(t, () => loadConfig({ env: { MILLRACE_NATS_REPLICAS: '3' } }));
+  t.deepEqual(paths(err), ['nats.replicas']);
+  t.regex(err.issues[0]!.message, /nats\.servers is empty.*MILLRACE_NATS_REPLICAS/);
 });
 
 test('the result is frozen all the way down', (t) => {
