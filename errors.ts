@@ -56,6 +56,8 @@ export const ErrorCodes = {
   NODE_STOPPED: 'MR_NODE_STOPPED',
   /** A checkpoint manifest was not committed: another one won the compare-and-set, or its leader epoch is stale. */
   CHECKPOINT_CONFLICT: 'MR_CHECKPOINT_CONFLICT',
+  /** The live nodes' capacities (`cluster.capacity`) add up to fewer than a job's tasks: the job waits for more nodes. */
+  CLUSTER_CAPACITY: 'MR_CLUSTER_CAPACITY',
   /** A task saw a record of a newer run of its job: its own run was rolled back and it must restart. */
   RUN_SUPERSEDED: 'MR_RUN_SUPERSEDED',
   /** The broker has lost records a committed checkpoint says it had: the job stops instead of diverging. */

@@ -1,15 +1,18 @@
 /**
- * Runs one job on this node: makes sure its streams exist, then, in each
- * run (generation) the coordinator commands, runs the tasks (one per stage
- * and partition) the run assigns to this node, restored from the run's
- * checkpoint. It says hello to the coordinator every `cluster.heartbeatMs`
- * (cluster/checkpoint/cluster-coordinator.ts) and goodbye when it stops.
+ * Runs one job on this node: makes sure its streams exist, submits the job
+ * to the registry, and follows the job's assignment record (decision 005):
+ *
+ * - a record of a new generation (a run) stops every task here and starts
+ *   those it assigns to this node, restored from its checkpoint;
+ * - a handoff record arms the tasks of this node that move: each stops right
+ *   after sealing the handoff's checkpoint, and the node answers `armed`;
+ * - the record after it starts the tasks that moved here, restored from that
+ *   checkpoint; the other tasks run on untouched.
  *
  * A failed task is not restarted alone: its node reports it and the
  * coordinator restarts the whole job from the last committed checkpoint in
  * a new generation (decision 003).
  */
-import { randomUUID } from 'node:crypto';
 import type { JetStreamClient, JetStreamManager, NatsConnection } from 'nats';
 import type { Logger } from 'pino';
 import type { NodeConfig } from '../config/index.js';
@@ -19,7 +22,9 @@ import { compileJob, internalOutputStream, type JobPlan, type StagePlan } from '
 import type { StateBackend } from '../runtime/state/backend.js';
 import type { DeadLetterHandler } from '../runtime/task/ports.js';
 import { Task } from '../runtime/task/task.js';
-import { ControlChannel, type RunCommand } from './checkpoint/control.js';
+import type { AssignmentStore, JobAssignment } from './assignment/assignment-store.js';
+import { ControlChannel } from './checkpoint/control.js';
+import type { JobDescriptor, JobRegistry } from './jobs/job-registry.js';
 import type { CheckpointManifest, ManifestStore } from './checkpoint/manifest-store.js';
 import type { SnapshotStore } from './checkpoint/snapshot-store.js';
 import { RESTORE_SOURCES, restoreTaskState, TaskSnapshots, type RestoreSource } from './checkpoint/task-snapshots.js';
@@ -39,6 +44,10 @@ export interface JobRunnerDeps {
   readonly backend: StateBackend;
   readonly manifests: ManifestStore;
   readonly snapshots: SnapshotStore;
+  readonly assignments: AssignmentStore;
+  readonly jobs: JobRegistry;
+  /** The epoch of the leader lease as this node knows it (0: unknown): a record of an older leader is stale. */
+  readonly leaderEpoch: () => number;
   readonly config: NodeConfig;
   readonly logger: Logger;
   readonly deadLetter?: DeadLetterHandler;
@@ -64,16 +73,17 @@ export class JobRunner {
   private readonly slots: Slot[] = [];
   private stopping = false;
   private generation = 0;
-  /** The newest generation commanded: an older run still queued is skipped. */
-  private newestRun = 0;
+  /** The assignment record applied last. */
+  private version = 0;
+  /** How many tasks the record applied last gives this node. */
+  private assignedHere = 0;
+  /** The newest record received: an older one still queued is skipped. */
+  private newest = { generation: 0, version: 0 };
   private leaderEpoch = 0;
   private channel: ControlChannel | undefined;
-  private runs: Promise<void> = Promise.resolve();
+  private stopWatch: (() => void) | undefined;
+  private records: Promise<void> = Promise.resolve();
   private firstRun: (() => void) | undefined;
-  private heartbeat: NodeJS.Timeout | undefined;
-  private hello: (() => void) | undefined;
-  /** Tells the coordinator this start apart from an earlier one of the same node. */
-  private readonly instance = randomUUID();
   private readonly log: Logger;
   /** For sink tasks restored with staged outputs: which of them an earlier run stored. */
   private readonly storedIds: StoredIdLookup;
@@ -91,62 +101,105 @@ export class JobRunner {
     return this.slots.flatMap((s) => (s.task ? [s.task] : []));
   }
 
-  /** Ensures streams, joins the job's runs; resolves once its tasks run. */
+  /** The job as the registry and the coordinator see it. */
+  get descriptor(): JobDescriptor {
+    const { config } = this.deps;
+    return {
+      job: this.plan.job,
+      tasks: this.slots.map((s) => s.id),
+      internalInputs: this.slots.filter((s) => s.upstream.length > 0).map((s) => ({ task: s.id, stream: s.inputStream, subject: s.inputSubject })),
+      stages: this.plan.stages.map((stage) => ({
+        id: stage.id,
+        input: stage.input.kind === 'stream' ? stage.input.stream : stage.input.source.stream,
+        output: stage.output.kind === 'stream' ? stage.output.stream : typeof stage.output.sink.subject === 'string' ? stage.output.sink.subject : '(subject per record)',
+        tasks: this.slots.filter((s) => s.stage === stage).length,
+      })),
+      intervalMs: config.checkpoint.intervalMs,
+      timeoutMs: config.checkpoint.timeoutMs,
+      status: 'running',
+      updatedBy: config.nodeId,
+      updatedAt: Date.now(),
+    };
+  }
+
+  /**
+   * Whether this node still has a part in the job: a task of it runs (or is
+   * stopping) here, or the assignment in force still gives it tasks (a task
+   * handed over is only gone once the record after its checkpoint's commit
+   * has it elsewhere; a node leaving before that would make the job restart).
+   */
+  get busy(): boolean {
+    return this.assignedHere > 0 || this.slots.some((s) => s.task && s.task.state !== 'stopped' && s.task.state !== 'failed');
+  }
+
+  /**
+   * Ensures streams, submits the job, follows its assignment; resolves once
+   * the coordinator counts this node among the job's nodes and the tasks it
+   * gives this node run.
+   */
   async start(): Promise<void> {
     await this.buildSlots();
-    const { control, config } = this.deps;
+    const { control } = this.deps;
     const job = this.plan.job;
     const onError = (err: unknown) => this.log.warn({ err }, 'bad control message');
     const channel = (this.channel = new ControlChannel(control, job));
-    channel.on(
-      'run',
-      (m) => {
-        if (!this.fenced(m.leaderEpoch)) return;
-        this.newestRun = Math.max(this.newestRun, m.generation);
-        this.serial(() => this.applyRun(m));
-      },
-      onError,
-    );
     const forThisRun = (m: { leaderEpoch: number; generation: number }) => this.fenced(m.leaderEpoch) && m.generation === this.generation;
     channel.on('trigger', (m) => forThisRun(m) && this.slots.forEach((s) => s.task?.triggerCheckpoint(m.checkpoint)), onError);
     channel.on('committed', (m) => forThisRun(m) && this.slots.forEach((s) => s.task?.checkpointCommitted(m.checkpoint)), onError);
     const started = new Promise<void>((resolve) => (this.firstRun = resolve));
-    const internalInputs = this.slots
-      .filter((s) => s.upstream.length > 0)
-      .map((s) => ({ task: s.id, stream: s.inputStream, subject: s.inputSubject }));
-    this.hello = () =>
-      channel.send('hello', {
-        node: config.nodeId,
-        instance: this.instance,
-        generation: this.generation,
-        tasks: this.slots.map((s) => s.id),
-        internalInputs,
-        intervalMs: config.checkpoint.intervalMs,
-        timeoutMs: config.checkpoint.timeoutMs,
-        heartbeatMs: config.cluster.heartbeatMs,
-        memberTimeoutMs: config.cluster.memberTimeoutMs,
-      });
-    this.hello();
-    this.heartbeat = setInterval(this.hello, config.cluster.heartbeatMs);
+    await this.deps.jobs.submit(this.descriptor);
+    this.stopWatch = await this.deps.assignments.watch(job, (record) => this.onRecord(record), this.log);
     await started;
     this.log.info({ stages: this.plan.stages.length, tasks: this.tasks.length, of: this.slots.length, generation: this.generation }, 'job started');
   }
 
-  /** Says hello now, not at the next heartbeat: a new coordinator waits for every node's. */
-  sayHello(): void {
-    if (!this.stopping) this.hello?.();
-  }
-
-  /** Stops every task and says goodbye; what they processed since the last checkpoint is replayed by the next run. */
+  /** Stops every task; what they processed since the last checkpoint is replayed by the next run. */
   async stop(): Promise<void> {
-    if (this.stopping) return this.runs;
+    if (this.stopping) return this.records;
     this.stopping = true;
-    clearInterval(this.heartbeat);
-    this.channel?.send('leave', { node: this.deps.config.nodeId });
+    this.stopWatch?.();
     this.channel?.close();
     this.firstRun?.();
-    await this.runs;
+    await this.records;
     await Promise.all(this.slots.map((s) => s.task?.stop()));
+  }
+
+  private onRecord(record: JobAssignment): void {
+    // A record left by an earlier leader (found at start) waits for the current leader's.
+    if (record.leaderEpoch < this.deps.leaderEpoch()) return void this.log.debug({ record: record.version, epoch: record.leaderEpoch }, 'assignment of an older leader ignored');
+    if (!this.fenced(record.leaderEpoch)) return;
+    const { generation, version } = record;
+    if (generation < this.newest.generation || (generation === this.newest.generation && version <= this.newest.version)) return;
+    this.newest = { generation, version };
+    this.serial(() => this.apply(record));
+  }
+
+  /** Whether `record` is still the newest: a queued record that a newer one overtook is skipped. */
+  private superseded(record: JobAssignment): boolean {
+    return this.stopping || record.generation !== this.newest.generation || record.version !== this.newest.version;
+  }
+
+  private async apply(record: JobAssignment): Promise<void> {
+    if (record.generation < this.generation) return;
+    if (record.generation > this.generation) {
+      if (this.superseded(record) && record.generation < this.newest.generation) return; // a newer run is queued
+      await this.applyRun(record);
+    } else if (record.handoff) {
+      this.version = record.version;
+      this.arm(record, record.handoff);
+    } else {
+      this.version = record.version;
+      await this.applyMoves(record);
+    }
+    // Started once the coordinator counts this node in, and no task is on its way here.
+    const me = this.deps.config.nodeId;
+    this.assignedHere = Object.values(record.tasks).filter((node) => node === me).length;
+    if (record.nodes.includes(me) && !Object.values(record.handoff?.to ?? {}).includes(me)) this.started();
+  }
+
+  private started(): void {
+    this.firstRun?.();
+    this.firstRun = undefined;
   }
 
   /** Whether a command from `epoch` may be obeyed: not older than the newest leader seen. */
@@ -160,7 +213,7 @@ export class JobRunner {
   }
 
   private serial(step: () => Promise<void>): void {
-    this.runs = this.runs.then(step).catch((err) => {
+    this.records = this.records.then(step).catch((err) => {
       if (isMillraceError(err, ErrorCodes.INPUT_LOST) || isMillraceError(err, ErrorCodes.SAVEPOINT_INVALID)) {
         // Restarting cannot help: stop this job here and say why.
         this.log.fatal({ err }, 'the job stops: it cannot start from its last checkpoint');
@@ -171,22 +224,81 @@ export class JobRunner {
     });
   }
 
-  /** Stops what runs, restores the tasks the run assigns here to its checkpoint, starts them in its generation. */
-  private async applyRun(run: RunCommand): Promise<void> {
-    if (this.stopping || run.generation <= this.generation || run.generation < this.newestRun) return;
+  /** A run: stops what runs, restores the tasks the record assigns here to its checkpoint, starts them in its generation. */
+  private async applyRun(run: JobAssignment): Promise<void> {
     this.generation = run.generation;
+    this.version = run.version;
     await Promise.all(this.slots.map((s) => s.task?.stop()));
     for (const slot of this.slots) slot.task = undefined;
-    const mine = this.slots.filter((s) => run.assignment[s.id] === this.deps.config.nodeId);
+    const mine = this.slots.filter((s) => run.tasks[s.id] === this.deps.config.nodeId);
     const manifest = await this.manifest(run.checkpoint);
     if (manifest) this.checkFits(manifest);
-    if (this.generation !== run.generation || this.stopping) return; // superseded meanwhile
+    if (this.superseded(run)) return;
+    const sources = await this.startTasks(mine, run, manifest);
+    const ids = mine.map((slot) => slot.id);
+    this.log.info({ generation: run.generation, version: run.version, leaderEpoch: run.leaderEpoch, checkpoint: run.checkpoint, tasks: mine.length, ids, restoredFrom: sources }, 'run started');
+    this.channel?.send('ready', { generation: run.generation, version: run.version, tasks: mine.map((s) => s.id) });
+  }
+
+  /** A handoff record: the tasks of this node that move stop right after sealing the handoff's checkpoint. */
+  private arm(record: JobAssignment, handoff: NonNullable<JobAssignment['handoff']>): void {
+    const me = this.deps.config.nodeId;
+    const tasks: string[] = [];
+    const refused: string[] = [];
+    for (const slot of this.slots) {
+      if (handoff.to[slot.id] === undefined || record.tasks[slot.id] !== me) continue;
+      (slot.task?.stopAfter(handoff.checkpoint) ? tasks : refused).push(slot.id);
+    }
+    if (tasks.length + refused.length === 0) return;
+    this.log.info({ version: record.version, checkpoint: handoff.checkpoint, tasks, refused }, 'tasks stop at the handoff checkpoint');
+    this.channel?.send('armed', { generation: record.generation, version: record.version, node: me, tasks, refused });
+  }
+
+  /**
+   * The record after a handoff: tasks that moved away have stopped at its
+   * checkpoint (they are let go), tasks that moved here start from it.
+   */
+  private async applyMoves(record: JobAssignment): Promise<void> {
+    const me = this.deps.config.nodeId;
+    for (const slot of this.slots) {
+      const task = slot.task;
+      if (!task || record.tasks[slot.id] === me) continue;
+      if (task.state === 'running') {
+        // Never armed (or not stopped at the checkpoint): its state went on past the one the new owner restores.
+        this.log.error({ task: slot.id, version: record.version }, 'a task moved away without stopping at the handoff checkpoint');
+        await task.stop();
+        this.reportFailure(slot.id, new Error(`task ${slot.id} was not handed over at checkpoint ${record.checkpoint}`));
+      }
+      await task.done.catch(() => undefined);
+      slot.task = undefined;
+    }
+    const arriving = this.slots.filter((s) => record.tasks[s.id] === me && !s.task);
+    if (arriving.length === 0) return;
+    const manifest = await this.manifest(record.checkpoint);
+    if (this.superseded(record)) return;
+    const sources = await this.startTasks(arriving, record, manifest);
+    this.log.info({ generation: record.generation, version: record.version, checkpoint: record.checkpoint, ids: arriving.map((s) => s.id), restoredFrom: sources }, 'moved tasks started');
+    this.channel?.send('ready', { generation: record.generation, version: record.version, tasks: arriving.map((s) => s.id) });
+    for (const slot of arriving) this.reportFirstRecord(slot);
+  }
+
+  /** Logs when a task that moved here processes its first record: the end of its pause. */
+  private reportFirstRecord(slot: Slot): void {
+    const task = slot.task;
+    if (!task) return;
+    const poll = setInterval(() => {
+      if (slot.task !== task || task.state !== 'running') return clearInterval(poll);
+      if (task.firstRecordAt === 0) return;
+      clearInterval(poll);
+      this.log.info({ task: slot.id, firstRecordAt: task.firstRecordAt }, 'moved task processes records');
+    }, 10);
+    poll.unref();
+  }
+
+  private async startTasks(slots: readonly Slot[], record: JobAssignment, manifest: CheckpointManifest | undefined): Promise<Record<RestoreSource, number>> {
     const sources = Object.fromEntries(RESTORE_SOURCES.map((source) => [source, 0])) as Record<RestoreSource, number>;
-    for (const source of await Promise.all(mine.map((slot) => this.startTask(slot, run.generation, manifest)))) sources[source]++;
-    this.log.info({ generation: run.generation, leaderEpoch: run.leaderEpoch, checkpoint: run.checkpoint, tasks: mine.length, restoredFrom: sources }, 'run started');
-    this.channel?.send('ready', { generation: run.generation, tasks: mine.map((s) => s.id) });
-    this.firstRun?.();
-    this.firstRun = undefined;
+    for (const source of await Promise.all(slots.map((slot) => this.startTask(slot, record, manifest)))) sources[source]++;
+    return sources;
   }
 
   /**
@@ -219,7 +331,8 @@ export class JobRunner {
     return found.manifest;
   }
 
-  private async startTask(slot: Slot, generation: number, manifest: CheckpointManifest | undefined): Promise<RestoreSource> {
+  private async startTask(slot: Slot, record: JobAssignment, manifest: CheckpointManifest | undefined): Promise<RestoreSource> {
+    const { generation, version } = record;
     const { stage, partition } = slot;
     const { js, jsm, nc, config, backend, snapshots } = this.deps;
     const part = manifest?.tasks[slot.id];
@@ -259,16 +372,18 @@ export class JobRunner {
             generation,
             checkpoint: sealed.checkpoint,
             task: sealed.task,
-            positions: { [slot.inputSubject]: sealed.position },
+            // Where a task resumed from this checkpoint reads again: what the stream must keep.
+            positions: { [slot.inputSubject]: sealed.resumeAfter },
             snapshots: chain,
           });
-          await uploads.compactIfDue(sealed);
+          if (task.handedOverAt === 0) await uploads.compactIfDue(sealed); // a task handed over uploads nothing more
         },
       },
       openInput: (startSeq) =>
         openPartitionConsumer(js, jsm, {
           stream: slot.inputStream,
-          durable: `mr-${this.plan.job}-${stage.id}-${partition}-g${generation}`,
+          // Per record: a task moved back to a node must not meet the consumer it left there.
+          durable: `mr-${this.plan.job}-${stage.id}-${partition}-g${generation}-v${version}`,
           filterSubject: slot.filterSubject,
           startSeq,
           maxAckPending: config.task.maxInFlight,
@@ -286,10 +401,20 @@ export class JobRunner {
       output.close();
       throw err;
     }
+    // What ownership of the task this was (tests check that no two nodes process a task in the same generation at once).
+    const ended = () =>
+      this.log.info(
+        { task: slot.id, generation, version, state: task.state, processed: task.processed, firstRecordAt: task.firstRecordAt, lastRecordAt: task.lastRecordAt, handedOverAt: task.handedOverAt },
+        'task ended',
+      );
     task.done.then(
-      () => output.close(),
+      () => {
+        output.close();
+        ended();
+      },
       (err) => {
         output.close();
+        ended();
         if (!this.stopping && generation === this.generation) this.reportFailure(slot.id, err);
       },
     );
@@ -359,7 +484,8 @@ export class JobRunner {
     const { stream, partitions } = stage.output;
     const existing = await describeStream(this.deps.jsm, stream);
     if (existing) return existing.partitions;
-    return (await createStream(this.deps.jsm, stream, { partitions: partitions ?? this.deps.config.defaultPartitions })).partitions;
+    const { defaultPartitions, nats } = this.deps.config;
+    return (await createStream(this.deps.jsm, stream, { partitions: partitions ?? defaultPartitions, replicas: nats.replicas })).partitions;
   }
 
   /** One entry per input partition: the subject filter of each. */
@@ -368,7 +494,7 @@ export class JobRunner {
     if (input.kind === 'stream') {
       const described =
         (await describeStream(this.deps.jsm, input.stream)) ??
-        (await createStream(this.deps.jsm, input.stream, { partitions: input.partitions ?? this.deps.config.defaultPartitions }));
+        (await createStream(this.deps.jsm, input.stream, { partitions: input.partitions ?? this.deps.config.defaultPartitions, replicas: this.deps.config.nats.replicas }));
       return Array.from({ length: described.partitions }, (_, p) => partitionSubject(input.stream, p));
     }
     const { stream, subjects } = input.source;

@@ -3,8 +3,11 @@
  * the tasks of its jobs. `startNode()` is the in-code entry; the CLI's
  * `millrace node start` calls it.
  */
-import { mkdirSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { JetStreamManager, NatsConnection } from 'nats';
 import pino, { type Logger } from 'pino';
 import { resolveConfig, type NodeConfig, type NodeConfigInput } from '../config/index.js';
@@ -14,7 +17,10 @@ import type { StateBackend } from '../runtime/state/backend.js';
 import { openLevelDbBackend } from '../runtime/state/leveldb-backend.js';
 import type { DeadLetterHandler } from '../runtime/task/ports.js';
 import type { Task } from '../runtime/task/task.js';
+import { AssignmentStore } from './assignment/assignment-store.js';
 import { startEmbeddedNats } from './embedded-nats.js';
+import { JobRegistry } from './jobs/job-registry.js';
+import { Membership, MemberWatch } from './membership/members.js';
 import { ManifestStore } from './checkpoint/manifest-store.js';
 import { ClusterCoordinator } from './checkpoint/cluster-coordinator.js';
 import { RunStore } from './checkpoint/run-store.js';
@@ -49,9 +55,24 @@ export interface MillraceNode {
   runJob(definition: JobDefinition): Promise<void>;
   /** Takes a checkpoint of `job` now (this node must coordinate); resolves with its id once committed. */
   checkpoint(job: string): Promise<number>;
-  /** Stops the tasks (what they did since the last checkpoint is replayed at the next start), closes everything. Idempotent. */
-  stop(): Promise<void>;
+  /**
+   * Leaves the cluster and closes everything. Idempotent. By default the
+   * node first hands its tasks over to the other nodes at a checkpoint (at
+   * most `cluster.leaveTimeoutMs`); with `handOver: false`, or when no other
+   * node runs its jobs, it stops them at once (what they did since the last
+   * checkpoint is replayed wherever they run next).
+   */
+  stop(options?: { handOver?: boolean }): Promise<void>;
 }
+
+/** The millrace version, for the membership entry. */
+const VERSION = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+})();
 
 export async function startNode(input: NodeConfigInput | NodeConfig = {}, options: StartNodeOptions = {}): Promise<MillraceNode> {
   const config = resolveConfig(input);
@@ -91,34 +112,102 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
     const backend: StateBackend = await openLevelDbBackend(join(dataDir, 'state'));
     closers.push(() => backend.close());
 
-    const transfer = new WorkerBlobTransfer({ servers, name: `${config.nats.name}:${config.nodeId}:snapshots`, bucket: DEFAULT_SNAPSHOT_BUCKET, logger });
+    // Every JetStream asset the node may create gets the configured copies (a bucket that exists keeps its own).
+    const replicas = config.nats.replicas;
+    const transfer = new WorkerBlobTransfer({ servers, name: `${config.nats.name}:${config.nodeId}:snapshots`, bucket: DEFAULT_SNAPSHOT_BUCKET, replicas, logger });
     transfer.open();
     closers.push(() => transfer.close());
-    const [manifests, runs, snapshots, savepoints] = await Promise.all([
-      ManifestStore.open(controlJs),
-      RunStore.open(controlJs),
-      SnapshotStore.open(js, { transfer }),
-      SavepointStore.open(controlJs),
+    const [manifests, runs, snapshots, savepoints, assignments, registry] = await Promise.all([
+      ManifestStore.open(controlJs, { replicas }),
+      RunStore.open(controlJs, { replicas }),
+      SnapshotStore.open(js, { transfer, replicas }),
+      SavepointStore.open(controlJs, { replicas }),
+      AssignmentStore.open(controlJs, { replicas }),
+      JobRegistry.open(controlJs, { replicas }),
     ]);
     const runners: JobRunner[] = [];
-    const coordinator = new ClusterCoordinator({ nc: control, jsm: controlJsm, manifests, runs, snapshots, savepoints, logger });
-    closers.push(() => coordinator.close());
+    const { heartbeatMs, memberTimeoutMs } = config.cluster;
+    // Heartbeats go on the control connection too: a renewal queued behind records let a lease expire.
+    const membership = await Membership.join(
+      controlJs,
+      {
+        id: config.nodeId,
+        instance: randomUUID(),
+        address: `${hostname()}:${process.pid}`,
+        capacity: config.cluster.capacity ?? null,
+        version: VERSION,
+        startedAt: Date.now(),
+        jobs: [],
+        leaving: false,
+      },
+      { heartbeatMs, ttlMs: memberTimeoutMs, replicas },
+      logger,
+    );
+    closers.push(() => membership.leave());
+    let coordinator: ClusterCoordinator | undefined;
+    const members = await MemberWatch.open(
+      controlJs,
+      { ttlMs: memberTimeoutMs, checkMs: heartbeatMs, replicas, onChange: () => coordinator?.membersChanged() },
+      logger,
+    );
+    closers.push(() => members.close());
+    coordinator = new ClusterCoordinator({
+      nc: control,
+      jsm: controlJsm,
+      manifests,
+      runs,
+      snapshots,
+      savepoints,
+      assignments,
+      members,
+      logger,
+      handoffTimeoutMs: config.cluster.handoffTimeoutMs,
+    });
+    const clusterCoordinator = coordinator;
+    closers.push(() => clusterCoordinator.close());
+    const stopWatchingJobs = await registry.watch((descriptor) => {
+      clusterCoordinator.jobChanged(descriptor);
+      const runner = runners.find((r) => r.plan.job === descriptor.job);
+      if (descriptor.status === 'cancelled' && runner) void dropJob(runner, `cancelled by ${descriptor.updatedBy}`);
+    }, logger);
+    closers.push(stopWatchingJobs);
+    const dropJob = async (runner: JobRunner, why: string) => {
+      runners.splice(runners.indexOf(runner), 1);
+      await membership.update({ jobs: runners.map((r) => r.plan.job) });
+      await runner.stop();
+      logger.info({ job: runner.plan.job, why }, 'job stopped on this node');
+    };
     const lease = await LeaderLease.campaign(controlJs, {
+      replicas,
       nodeId: config.nodeId,
       ttlMs: config.checkpoint.leaseTtlMs,
       onChange: (status) => {
         logger.info({ status }, status.role === 'leader' ? 'this node now coordinates' : 'coordinator lease status');
-        coordinator.leadership(status);
-        if (status.role !== 'stopped' && status.epoch !== undefined) for (const runner of runners) runner.sayHello();
+        clusterCoordinator.leadership(status);
       },
     });
-    coordinator.leadership(lease.current);
+    clusterCoordinator.leadership(lease.current);
     closers.push(() => lease.stop());
     closers.push(() => Promise.all(runners.map((r) => r.stop())));
     const runJob = async (definition: JobDefinition) => {
       checkUniqueNames([...runners.map((r) => r.definition), definition]);
-      const runner = new JobRunner(definition, { nc, control, js, jsm, backend, manifests, snapshots, config, logger, deadLetter: options.deadLetter });
+      const runner = new JobRunner(definition, {
+        nc,
+        control,
+        js,
+        jsm,
+        backend,
+        manifests,
+        snapshots,
+        assignments,
+        jobs: registry,
+        leaderEpoch: () => (lease.current.role === 'stopped' ? 0 : (lease.current.epoch ?? 0)),
+        config,
+        logger,
+        deadLetter: options.deadLetter,
+      });
       runners.push(runner);
+      await membership.update({ jobs: runners.map((r) => r.plan.job) });
       await runner.start();
     };
     for (const definition of jobs) await runJob(definition);
@@ -132,11 +221,26 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
       tasks: () => runners.flatMap((r) => r.tasks),
       runJob,
       checkpoint: (job) => {
-        const coordinating = coordinator.job(job);
+        const coordinating = clusterCoordinator.job(job);
         if (!coordinating) return Promise.reject(millraceError(ErrorCodes.JOB_INVALID, `this node does not coordinate a job "${job}"`, { details: { job } }));
         return coordinating.checkpointNow();
       },
-      stop: () => (stopped ??= closeAll().then(() => logger.info('node stopped'))),
+      stop: (stopOptions = {}) =>
+        (stopped ??= (stopOptions.handOver === false ? Promise.resolve() : handOver())
+          .catch((err) => logger.warn({ err }, 'handing the tasks over failed'))
+          .then(closeAll)
+          .then(() => logger.info('node stopped'))),
+    };
+    /** Marks this node leaving and waits until its tasks run elsewhere (or no other node could take them, or time is up). */
+    const handOver = async () => {
+      const others = () => [...members.members().values()].some((m) => m.info.id !== config.nodeId && !m.info.leaving && m.info.jobs.some((j) => runners.some((r) => r.plan.job === j)));
+      if (!runners.some((r) => r.busy) || !others()) return;
+      await membership.update({ leaving: true });
+      const deadline = Date.now() + config.cluster.leaveTimeoutMs;
+      logger.info({ timeoutMs: config.cluster.leaveTimeoutMs }, 'leaving: handing the tasks over');
+      while (runners.some((r) => r.busy) && others() && Date.now() < deadline) await sleep(50);
+      if (runners.some((r) => r.busy)) logger.warn({ tasks: node.tasks().length }, 'leaving with tasks not handed over: they restart elsewhere from the last checkpoint');
+      else logger.info('every task handed over');
     };
     logger.info(
       { jobs: runners.map((r) => r.plan.job), tasks: node.tasks().length, nats: node.natsUrl, dataDir },

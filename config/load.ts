@@ -70,6 +70,9 @@ const ENV_VARS: readonly (readonly [variable: string, path: string, parse: Parse
   ['MILLRACE_CHECKPOINT_LEASE_TTL_MS', 'checkpoint.leaseTtlMs', asNumber],
   ['MILLRACE_CLUSTER_HEARTBEAT_MS', 'cluster.heartbeatMs', asNumber],
   ['MILLRACE_CLUSTER_MEMBER_TIMEOUT_MS', 'cluster.memberTimeoutMs', asNumber],
+  ['MILLRACE_CLUSTER_CAPACITY', 'cluster.capacity', asNumber],
+  ['MILLRACE_CLUSTER_LEAVE_TIMEOUT_MS', 'cluster.leaveTimeoutMs', asNumber],
+  ['MILLRACE_CLUSTER_HANDOFF_TIMEOUT_MS', 'cluster.handoffTimeoutMs', asNumber],
 ];
 
 // `config` is not here: the CLI passes it as `file`.

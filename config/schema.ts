@@ -35,6 +35,8 @@ export const DEFAULT_CHECKPOINT_SINK_MODE: (typeof SINK_MODES)[number] = 'transa
 export const DEFAULT_LEASE_TTL_MS = 5_000;
 export const DEFAULT_CLUSTER_HEARTBEAT_MS = 1_000;
 export const DEFAULT_CLUSTER_MEMBER_TIMEOUT_MS = 5_000;
+export const DEFAULT_CLUSTER_LEAVE_TIMEOUT_MS = 30_000;
+export const DEFAULT_CLUSTER_HANDOFF_TIMEOUT_MS = 30_000;
 export const DEFAULT_TASK_PUBLISH_WINDOW = 8_192;
 export const DEFAULT_TASK_STATE_CACHE_ENTRIES = 200_000;
 export const DEFAULT_TASK_MAX_UNCOMMITTED_RECORDS = 100_000;
@@ -186,16 +188,36 @@ const ClusterSchema = z
   .strictObject(
     {
       /**
-       * How often a node tells the coordinator it is alive and which run it is in.
+       * How often a node rewrites its membership entry (its heartbeat).
        * @default {@link DEFAULT_CLUSTER_HEARTBEAT_MS} (`1000`)
        */
       heartbeatMs: int(50).default(DEFAULT_CLUSTER_HEARTBEAT_MS),
       /**
-       * A node not heard from for this long is taken for dead: its tasks move to
-       * the other nodes, from the last committed checkpoint.
+       * A node not heard from for this long is taken for dead: the job restarts
+       * from its last committed checkpoint with the node's tasks on the others.
+       * It is the membership bucket's TTL, set by the node that creates it.
        * @default {@link DEFAULT_CLUSTER_MEMBER_TIMEOUT_MS} (`5000`)
        */
       memberTimeoutMs: int(100).default(DEFAULT_CLUSTER_MEMBER_TIMEOUT_MS),
+      /**
+       * The most tasks this node runs, over all its jobs; the coordinator gives
+       * the others more. Unset: no limit.
+       */
+      capacity: int(1).optional(),
+      /**
+       * On a graceful stop (SIGTERM, `node.stop()`), how long the node waits for
+       * its tasks to be handed over to other nodes before it stops anyway (they
+       * then restart elsewhere from the last checkpoint).
+       * @default {@link DEFAULT_CLUSTER_LEAVE_TIMEOUT_MS} (`30000`)
+       */
+      leaveTimeoutMs: int(0).default(DEFAULT_CLUSTER_LEAVE_TIMEOUT_MS),
+      /**
+       * A handoff (tasks moving at a checkpoint after a join or a graceful
+       * leave) not done this long after it began becomes a restart of the job
+       * from its last checkpoint.
+       * @default {@link DEFAULT_CLUSTER_HANDOFF_TIMEOUT_MS} (`30000`)
+       */
+      handoffTimeoutMs: int(100).default(DEFAULT_CLUSTER_HANDOFF_TIMEOUT_MS),
     },
     { error: 'an object' },
   )

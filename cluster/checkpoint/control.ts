@@ -4,22 +4,12 @@
  * coordinator to the nodes and carry the coordinator's leader epoch; a node
  * obeys no command from an epoch older than the newest it has seen
  * (fencing). Notices go from the nodes to the coordinator and carry the
- * generation they belong to.
+ * generation they belong to. Which node runs which task is not sent here:
+ * it is the job's assignment record in KV (cluster/assignment/), and which
+ * nodes are alive is the membership bucket (cluster/membership/).
  */
 import type { NatsConnection, Subscription } from 'nats';
 import type { TaskCheckpoint } from './manifest-store.js';
-
-/**
- * Coordinator → nodes: run the job under `generation`, restored from
- * `checkpoint` (0: from scratch), each node the tasks `assignment` gives it.
- */
-export interface RunCommand {
-  readonly leaderEpoch: number;
-  readonly generation: number;
-  readonly checkpoint: number;
-  /** Task id → the node that runs it in this generation. */
-  readonly assignment: Readonly<Record<string, string>>;
-}
 
 /** Coordinator → nodes: source tasks seal checkpoint `checkpoint` now. */
 export interface TriggerCommand {
@@ -42,10 +32,24 @@ export interface TaskAck extends TaskCheckpoint {
   readonly task: string;
 }
 
-/** Node → coordinator: these tasks run under `generation`. */
+/** Node → coordinator: these tasks run under `generation`, as assignment record `version` has them. */
 export interface ReadyNotice {
   readonly generation: number;
+  readonly version: number;
   readonly tasks: readonly string[];
+}
+
+/**
+ * Node → coordinator, for a handoff record (`version`): `tasks` will stop
+ * right after sealing the handoff's checkpoint; `refused` cannot (not
+ * running here, or past it).
+ */
+export interface ArmedNotice {
+  readonly generation: number;
+  readonly version: number;
+  readonly node: string;
+  readonly tasks: readonly string[];
+  readonly refused: readonly string[];
 }
 
 /** Node → coordinator: a task of `generation` failed; the job must roll back. */
@@ -55,41 +59,13 @@ export interface FailedNotice {
   readonly error: string;
 }
 
-/**
- * Node → coordinator, every `heartbeatMs`: this node can run the job's
- * tasks and is in `generation` (0: waiting for its first run). A coordinator
- * learns the jobs it coordinates and their nodes from these, starts a new run
- * when a node joins, and takes a node silent for `memberTimeoutMs` for dead.
- */
-export interface HelloNotice {
-  readonly node: string;
-  /** New at every start of the job on the node: a changed one means the node restarted. */
-  readonly instance: string;
-  readonly generation: number;
-  /** Every task of the job. */
-  readonly tasks: readonly string[];
-  /** Tasks that read an internal stream, with that stream and subject (trimmed after commits). */
-  readonly internalInputs: readonly { readonly task: string; readonly stream: string; readonly subject: string }[];
-  readonly intervalMs: number;
-  readonly timeoutMs: number;
-  readonly heartbeatMs: number;
-  readonly memberTimeoutMs: number;
-}
-
-/** Node → coordinator: this node stops running the job (graceful shutdown). */
-export interface LeaveNotice {
-  readonly node: string;
-}
-
 export interface ControlMessages {
-  run: RunCommand;
   trigger: TriggerCommand;
   committed: CommittedNotice;
   ack: TaskAck;
   ready: ReadyNotice;
+  armed: ArmedNotice;
   failed: FailedNotice;
-  hello: HelloNotice;
-  leave: LeaveNotice;
 }
 
 export type ControlKind = keyof ControlMessages;
@@ -112,9 +88,6 @@ export type SavepointReply =
 export function savepointSubject(job: string): string {
   return `mr.ctl.${job}.savepoint`;
 }
-
-/** Every job's hello subject: what a coordinator listens on to learn the jobs. */
-export const ALL_HELLOS = controlSubject('*', 'hello');
 
 /** The job of a control subject. */
 export function jobOfControlSubject(subject: string): string {

@@ -88,6 +88,27 @@ export class ManifestStore {
   }
 
   /**
+   * Writes `previous` again stamped with `leaderEpoch`, with compare-and-set:
+   * from then on a coordinator of an older epoch (a zombie that has not yet
+   * noticed it lost the lease) can commit nothing, as its compare-and-set
+   * fails. A new leader claims the job's last manifest before it runs the job.
+   * Throws MR_CHECKPOINT_CONFLICT when another manifest was committed since.
+   */
+  async claim(previous: StoredManifest, leaderEpoch: number): Promise<StoredManifest> {
+    const manifest = { ...previous.manifest, leaderEpoch };
+    try {
+      return { manifest, revision: await this.kv.update(manifest.job, encoder.encode(JSON.stringify(manifest)), previous.revision) };
+    } catch (err) {
+      if (isWrongLastSequence(err)) {
+        throw millraceError(ErrorCodes.CHECKPOINT_CONFLICT, `job "${manifest.job}": a manifest was committed while leader epoch ${leaderEpoch} claimed checkpoint ${manifest.checkpoint}`, {
+          details: { job: manifest.job, checkpoint: manifest.checkpoint, leaderEpoch },
+        });
+      }
+      throw translateNatsError(err, `cannot claim checkpoint ${manifest.checkpoint} of job "${manifest.job}"`);
+    }
+  }
+
+  /**
    * Commits `manifest` after `previous` (undefined for a job's first).
    * Throws MR_CHECKPOINT_CONFLICT when it does not follow, or lost the race.
    */

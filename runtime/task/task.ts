@@ -139,6 +139,8 @@ export class Task {
   committedCheckpoint = 0;
   /** Date.now() when the first record after start was processed; 0 until then. */
   firstRecordAt = 0;
+  /** Date.now() when the last record was processed; 0 until one was. */
+  lastRecordAt = 0;
   /** Date.now() when the task sealed the checkpoint it was handed over at (stopAfter); 0 otherwise. */
   handedOverAt = 0;
   /** Every key prefix this task owns in the backend (for a full snapshot, or a wipe). */
@@ -469,7 +471,8 @@ export class Task {
   /** Runs one record through the chain; a bad record is reported and skipped. */
   private handle(msg: InputMessage): void {
     this.uncommitted++;
-    if (this.processed++ === 0) this.firstRecordAt = Date.now();
+    this.lastRecordAt = Date.now();
+    if (this.processed++ === 0) this.firstRecordAt = this.lastRecordAt;
     this.origin = `${this.idPrefix}${this.originOf(msg)}:`;
     this.outIndex = 0;
     try {
@@ -578,7 +581,7 @@ export class Task {
     this.state = 'stopping';
     this.input?.stop();
     this.resumeAfterCommit?.();
-    this.log.debug({ checkpoint: this.stopAt, position: this.seen }, 'task handed over');
+    this.log.info({ checkpoint: this.stopAt, position: this.seen, handedOverAt: this.handedOverAt }, 'task handed over');
   }
 
   /** Whether anything changed since the last seal (records, state, timers). */

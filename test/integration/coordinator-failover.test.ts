@@ -121,9 +121,9 @@ test.serial('the coordinator frozen past its lease, then killed: another takes o
     timeoutMs: 20_000,
     message: 'the live nodes never started the new leader’s run',
   });
-  // A command from the old epoch, as the zombie would send it: a run that would restart the job from scratch.
-  const stale = { leaderEpoch: oldEpoch, generation: 1_000_000, checkpoint: 0, assignment: {} };
-  cluster.nc.publish(controlSubject(job, 'run'), new TextEncoder().encode(JSON.stringify(stale)));
+  // A command from the old epoch, as the zombie would send it: a trigger of a checkpoint far ahead.
+  const stale = { leaderEpoch: oldEpoch, generation: 1_000_000, checkpoint: 1_000_000 };
+  cluster.nc.publish(controlSubject(job, 'trigger'), new TextEncoder().encode(JSON.stringify(stale)));
   await waitFor(() => others.every(([, n]) => refusals(n, oldEpoch).length > 0), { timeoutMs: 10_000, message: 'a stale command was not refused' });
   t.pass('every live node refused the stale leader’s command');
 

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { assignTasks, movedTasks } from '../../cluster/checkpoint/assignment.js';
+import { assignTasks, movedTasks } from '../../cluster/assignment/assign-tasks.js';
 
 const tasks = (n: number) => Array.from({ length: n }, (_, i) => `job/s${i % 3}/${i}`);
 
@@ -80,4 +80,48 @@ test('moves are minimal for random memberships (brute-force reference)', (t) => 
 test('no nodes for some tasks is an error; no tasks is an empty assignment', (t) => {
   t.throws(() => assignTasks(['x'], []), { instanceOf: TypeError });
   t.is(assignTasks([], []).size, 0);
+});
+
+test('capacity caps a node below its share; the others take the rest, still balanced among themselves', (t) => {
+  const all = tasks(12);
+  const capacity = new Map([['a', 2]]);
+  const a = assignTasks(all, ['a', 'b', 'c'], new Map(), capacity);
+  t.deepEqual(loads(a, ['a', 'b', 'c']), [2, 5, 5]);
+  const uneven = assignTasks(tasks(13), ['a', 'b', 'c'], new Map(), new Map([['a', 3], ['b', 3]]));
+  t.deepEqual(loads(uneven, ['a', 'b', 'c']), [3, 3, 7], 'a node without a limit takes what the capped ones cannot');
+});
+
+test('capacity is respected for random memberships and capacities; assignments stay sticky (brute-force reference)', (t) => {
+  let seed = 11;
+  const rand = (k: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % k;
+  };
+  let previous = new Map<string, string>();
+  for (let round = 0; round < 200; round++) {
+    const nodes = ['n0', 'n1', 'n2', 'n3'].filter(() => rand(4) > 0);
+    if (nodes.length === 0) continue;
+    const capacity = new Map(nodes.filter(() => rand(2) === 0).map((n) => [n, 1 + rand(6)]));
+    const all = tasks(1 + rand(20));
+    const room = nodes.reduce((sum, n) => sum + (capacity.get(n) ?? Infinity), 0);
+    if (room < all.length) {
+      t.throws(() => assignTasks(all, nodes, previous, capacity), { code: 'MR_CLUSTER_CAPACITY' }, `round ${round}`);
+      continue;
+    }
+    const next = assignTasks(all, nodes, previous, capacity);
+    const l = loads(next, nodes);
+    t.true(nodes.every((n, i) => l[i]! <= (capacity.get(n) ?? Infinity)), `round ${round}: loads ${l} within capacity`);
+    // Balanced: a node below another by two or more is at its capacity.
+    const max = Math.max(...l);
+    t.true(nodes.every((n, i) => l[i]! >= max - 1 || l[i] === capacity.get(n)), `round ${round}: loads ${l}`);
+    // Sticky: a task keeps its node when that node still has its place (its load did not shrink below what it kept).
+    for (const task of all) {
+      const before = previous.get(task);
+      if (before && nodes.includes(before) && next.get(task) !== before) {
+        const keptThere = all.filter((x) => previous.get(x) === before && next.get(x) === before).length;
+        t.is(keptThere, l[nodes.indexOf(before)]!, `round ${round}: ${task} left ${before} only because ${before} is full of tasks it kept`);
+      }
+    }
+    previous = next;
+  }
 });

@@ -53,7 +53,7 @@ test('with no sources every field has its default', (t) => {
       sinkMode: 'transactional',
       leaseTtlMs: 5_000,
     },
-    cluster: { heartbeatMs: 1_000, memberTimeoutMs: 5_000 },
+    cluster: { heartbeatMs: 1_000, memberTimeoutMs: 5_000, leaveTimeoutMs: 30_000, handoffTimeoutMs: 30_000 },
     defaultPartitions: 16,
   });
   t.regex(config.nodeId, /^[A-Za-z0-9_-]+$/);
