@@ -29,8 +29,8 @@ interface ScenarioEntry {
   id: ScenarioId;
   module: string;
   title: string;
-  /** `throughput`: reads the preloaded input, `--runs` times; `recovery`: writes its own input, `--recovery-runs` times. */
-  kind: 'throughput' | 'recovery';
+  /** `throughput`: reads the preloaded input, `--runs` times; `recovery` and `handoff`: write their own input, `--recovery-runs` times. */
+  kind: 'throughput' | 'recovery' | 'handoff';
   /** Limit per run unless --timeout is given. */
   timeoutSeconds: number;
 }
@@ -42,6 +42,7 @@ const SCENARIOS: readonly ScenarioEntry[] = [
   { id: 'd', module: 'millrace-keyed-count', title: 'millrace keyed running count, checkpoints every 1 s', kind: 'throughput', timeoutSeconds: 120 },
   { id: 'e', module: 'millrace-keyed-count-final-checkpoint', title: 'millrace keyed running count, no periodic checkpoints', kind: 'throughput', timeoutSeconds: 120 },
   { id: 'f', module: 'recovery-after-kill', title: 'recovery after SIGKILL, 1M keys', kind: 'recovery', timeoutSeconds: 480 },
+  { id: 'g', module: 'handoff', title: 'handoff to a joining node and loss of a node, 4 × 100k keys', kind: 'handoff', timeoutSeconds: 480 },
 ];
 const INPUT_STREAM = 'bench_in';
 const PARTITIONS = 8;
@@ -77,7 +78,7 @@ const out = (line = '') => process.stdout.write(`${line}\n`);
 const selected = SCENARIOS.filter((s) => !only || only.has(s.id)).map((s) => ({
   ...s,
   file: overrides.get(s.id) ?? fileURLToPath(new URL(`./scenarios/${s.module}.js`, import.meta.url)),
-  runs: s.kind === 'recovery' ? recoveryRuns : runs,
+  runs: s.kind === 'throughput' ? runs : recoveryRuns,
   timeoutMs: (timeoutOverride ?? s.timeoutSeconds) * 1000,
 }));
 const summaries: ScenarioSummary[] = selected.map((s) => ({
@@ -87,6 +88,7 @@ const summaries: ScenarioSummary[] = selected.map((s) => ({
   status: existsSync(s.file) ? 'ok' : 'missing',
   runs: [],
   restarts: [],
+  handoffs: [],
   failures: [],
 }));
 for (const s of summaries) if (s.status === 'missing') out(`(${s.id}) scenario module not found`);
@@ -125,6 +127,15 @@ try {
           summary.restarts.push(...r.restarts);
           const each = r.restarts.map((m) => `${m.dataDir} data dir ${Math.round(m.recoveryMs).toLocaleString('en-US')} ms (${restoredText(m.restoredFrom)})`);
           out(`(${s.id}) run ${run}/${s.runs}: ${r.keys.toLocaleString('en-US')} keys; kill → first new output: ${each.join(', ')}; verified: ${r.verified}`);
+          continue;
+        }
+        if (r.kind === 'handoff') {
+          summary.handoffs.push(r);
+          const pauses = r.moved.map((m) => `${m.task.split('/').at(-1)}: ${Math.round(m.pauseMs).toLocaleString('en-US')} ms`);
+          out(
+            `(${s.id}) run ${run}/${s.runs}: ${r.tasks} tasks × ${r.keysPerTask.toLocaleString('en-US')} keys; pause of each task moved to the joining node ${pauses.join(', ')} ` +
+              `(handoff ${Math.round(r.handoffMs).toLocaleString('en-US')} ms); SIGKILL → dead node's tasks processing elsewhere ${Math.round(r.deadNodeMs).toLocaleString('en-US')} ms; verified: ${r.verified}`,
+          );
           continue;
         }
         if (r.events !== events) throw new Error(`run ${runId} reported ${r.events} events, the input has ${events}`);

@@ -9,9 +9,9 @@
  */
 import { pathToFileURL } from 'node:url';
 import { ownCpuSeconds, procCpuSeconds } from './cpu.js';
-import type { BenchContext, BenchTimer, RecoveryResult, Scenario, ScenarioResult } from './scenario.js';
+import type { BenchContext, BenchTimer, HandoffResult, RecoveryResult, Scenario, ScenarioResult } from './scenario.js';
 
-export type ChildReport = (ScenarioResult | RecoveryResult) & ChildMeasurements;
+export type ChildReport = (ScenarioResult | RecoveryResult | HandoffResult) & ChildMeasurements;
 
 export interface ChildMeasurements {
   /** The scenario's own title. */

@@ -72,11 +72,27 @@ export interface RestartMeasurement {
 
 export type RestartPhase = 'connected' | 'leader' | 'newRun' | 'restored' | 'firstCommit';
 
-export type ScenarioId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f';
+/** What the handoff scenario measures: a node joining (tasks handed over) and a node killed. */
+export interface HandoffResult {
+  kind: 'handoff';
+  keysPerTask: number;
+  tasks: number;
+  /** Each task moved to the joining node: its last record on the old node → its first on the new one. */
+  moved: { task: string; pauseMs: number; restoredFrom: string }[];
+  /** The coordinator's handoff: arming → the moved tasks ready on the new node. */
+  handoffMs: number;
+  /** SIGKILL of the node → the first output stored of a key of one of its tasks, processed elsewhere. */
+  deadNodeMs: number;
+  /** Why the coordinator restarted the job after the kill. */
+  restartWhy: string | undefined;
+  verified: string;
+}
+
+export type ScenarioId = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g';
 
 export interface Scenario {
   id: ScenarioId;
   title: string;
   /** Runs once and verifies its result; throws when anything is wrong. */
-  run(ctx: BenchContext): Promise<ScenarioResult | RecoveryResult>;
+  run(ctx: BenchContext): Promise<ScenarioResult | RecoveryResult | HandoffResult>;
 }

@@ -75,22 +75,30 @@ async function nodeStart(values: Flags): Promise<number> {
       logLevel: values['log-level'],
     },
   });
-  const node = await startNode(config);
-  let stopping = false;
+  // Signals are handled from the start: one that comes while the node starts stops it once it is up.
+  // The first hands the node's tasks over to the other nodes; a second stops at once.
+  let node: Awaited<ReturnType<typeof startNode>> | undefined;
+  let signals = 0;
   const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    node.logger.info({ signal }, 'stopping');
-    node.stop().then(
+    signals++;
+    if (!node) return; // acted on once started
+    const handOver = signals === 1;
+    node.logger.info({ signal, handOver }, handOver ? 'stopping' : 'stopping at once');
+    (handOver ? node.stop() : node.stop({ handOver: false })).then(
       () => process.exit(0),
       (err) => {
-        node.logger.error({ err }, 'stop failed');
+        node!.logger.error({ err }, 'stop failed');
         process.exit(1);
       },
     );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  node = await startNode(config);
+  if (signals > 0) {
+    signals = 0;
+    shutdown('a signal during start-up');
+  }
   return new Promise<number>(() => undefined); // runs until a signal
 }
 

@@ -21,7 +21,7 @@ import type { JobDefinition } from '../runtime/api/index.js';
 import { compileJob, internalOutputStream, type JobPlan, type StagePlan } from '../runtime/plan/compile.js';
 import type { StateBackend } from '../runtime/state/backend.js';
 import type { DeadLetterHandler } from '../runtime/task/ports.js';
-import { Task } from '../runtime/task/task.js';
+import { Task, taskKeyPrefixes } from '../runtime/task/task.js';
 import type { AssignmentStore, JobAssignment } from './assignment/assignment-store.js';
 import { ControlChannel } from './checkpoint/control.js';
 import type { JobDescriptor, JobRegistry } from './jobs/job-registry.js';
@@ -66,6 +66,8 @@ interface Slot {
   /** Tasks whose barriers arrive on this slot's input. */
   readonly upstream: readonly string[];
   task: Task | undefined;
+  /** While the task is moving here: its state being brought to the last committed checkpoint ahead of the move. */
+  prefetch: Promise<void> | undefined;
 }
 
 export class JobRunner {
@@ -240,9 +242,15 @@ export class JobRunner {
     this.channel?.send('ready', { generation: run.generation, version: run.version, tasks: mine.map((s) => s.id) });
   }
 
-  /** A handoff record: the tasks of this node that move stop right after sealing the handoff's checkpoint. */
+  /**
+   * A handoff record: the tasks of this node that move stop right after
+   * sealing the handoff's checkpoint; the state of those moving here is
+   * restored meanwhile to the last committed checkpoint, so that after the
+   * handoff's commit only its delta is left to apply.
+   */
   private arm(record: JobAssignment, handoff: NonNullable<JobAssignment['handoff']>): void {
     const me = this.deps.config.nodeId;
+    for (const slot of this.slots) if (handoff.to[slot.id] === me && !slot.task) slot.prefetch = this.prefetch(slot);
     const tasks: string[] = [];
     const refused: string[] = [];
     for (const slot of this.slots) {
@@ -293,6 +301,22 @@ export class JobRunner {
       this.log.info({ task: slot.id, firstRecordAt: task.firstRecordAt }, 'moved task processes records');
     }, 10);
     poll.unref();
+  }
+
+  /** Restores `slot`'s state to the job's last committed checkpoint; failures only cost the full restore later. */
+  private prefetch(slot: Slot): Promise<void> {
+    const { backend, snapshots, manifests } = this.deps;
+    const job = this.plan.job;
+    return (async () => {
+      const latest = (await manifests.latest(job))?.manifest;
+      const part = latest?.tasks[slot.id];
+      if (!latest || !part) return;
+      const where = { job, stage: slot.stage.id, partition: slot.partition, prefixes: taskKeyPrefixes(job, slot.stage, slot.partition) };
+      const started = Date.now();
+      const stateOf = latest.restoredFrom?.checkpoint ?? latest.checkpoint;
+      const source = await restoreTaskState(backend, snapshots, where, { id: stateOf, generation: latest.generation, part });
+      this.log.debug({ task: slot.id, checkpoint: latest.checkpoint, source, ms: Date.now() - started }, 'state of a task moving here prefetched');
+    })().catch((err: unknown) => this.log.warn({ err, task: slot.id }, 'prefetching the state of a task moving here failed; it restores in full'));
   }
 
   private async startTasks(slots: readonly Slot[], record: JobAssignment, manifest: CheckpointManifest | undefined): Promise<Record<RestoreSource, number>> {
@@ -390,6 +414,8 @@ export class JobRunner {
         }),
     });
     const where = { job: this.plan.job, stage: stage.id, partition, prefixes: task.prefixes };
+    if (slot.prefetch) await slot.prefetch;
+    slot.prefetch = undefined;
     // A savepoint restored as checkpoint n holds the state of the checkpoint it was taken at.
     const stateOf = manifest?.restoredFrom?.checkpoint ?? manifest?.checkpoint ?? 0;
     const source = await restoreTaskState(backend, snapshots, where, { id: stateOf, generation: manifest?.generation ?? 0, part });
@@ -472,6 +498,7 @@ export class JobRunner {
           outputPartitions: outputPartitions[stage.index]!,
           upstream: stage.input.kind === 'stream' && stage.input.internal ? previous : [],
           task: undefined,
+          prefetch: undefined,
         });
       }
       previous = ids;

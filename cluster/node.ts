@@ -145,9 +145,21 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
     );
     closers.push(() => membership.leave());
     let coordinator: ClusterCoordinator | undefined;
+    let sharedId = false;
     const members = await MemberWatch.open(
       controlJs,
-      { ttlMs: memberTimeoutMs, checkMs: heartbeatMs, replicas, onChange: () => coordinator?.membersChanged() },
+      {
+        ttlMs: memberTimeoutMs,
+        checkMs: heartbeatMs,
+        replicas,
+        onChange: (_change, member) => {
+          if (member.id === config.nodeId && member.instance !== membership.current.instance && !sharedId) {
+            sharedId = true; // said once
+            logger.error({ nodeId: member.id, other: member.address }, 'another live node uses this node id: give every node its own (cluster.nodeId, --node-id)');
+          }
+          coordinator?.membersChanged();
+        },
+      },
       logger,
     );
     closers.push(() => members.close());
@@ -213,6 +225,8 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
     for (const definition of jobs) await runJob(definition);
 
     let stopped: Promise<void> | undefined;
+    /** Set by stop({ handOver: false }): a hand-over in progress waits no longer. */
+    let cutHandOverShort = false;
     const node: MillraceNode = {
       id: config.nodeId,
       config,
@@ -225,11 +239,13 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
         if (!coordinating) return Promise.reject(millraceError(ErrorCodes.JOB_INVALID, `this node does not coordinate a job "${job}"`, { details: { job } }));
         return coordinating.checkpointNow();
       },
-      stop: (stopOptions = {}) =>
-        (stopped ??= (stopOptions.handOver === false ? Promise.resolve() : handOver())
+      stop: (stopOptions = {}) => {
+        if (stopOptions.handOver === false) cutHandOverShort = true; // also ends a hand-over in progress
+        return (stopped ??= (stopOptions.handOver === false ? Promise.resolve() : handOver())
           .catch((err) => logger.warn({ err }, 'handing the tasks over failed'))
           .then(closeAll)
-          .then(() => logger.info('node stopped'))),
+          .then(() => logger.info('node stopped')));
+      },
     };
     /** Marks this node leaving and waits until its tasks run elsewhere (or no other node could take them, or time is up). */
     const handOver = async () => {
@@ -238,7 +254,7 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
       await membership.update({ leaving: true });
       const deadline = Date.now() + config.cluster.leaveTimeoutMs;
       logger.info({ timeoutMs: config.cluster.leaveTimeoutMs }, 'leaving: handing the tasks over');
-      while (runners.some((r) => r.busy) && others() && Date.now() < deadline) await sleep(50);
+      while (runners.some((r) => r.busy) && others() && Date.now() < deadline && !cutHandOverShort) await sleep(50);
       if (runners.some((r) => r.busy)) logger.warn({ tasks: node.tasks().length }, 'leaving with tasks not handed over: they restart elsewhere from the last checkpoint');
       else logger.info('every task handed over');
     };

@@ -106,7 +106,7 @@ export const scenario: Scenario = {
       let dataDir = join(ctx.workDir, 'data-0');
       let node = start(dataDir);
       await node.waitForLog((e) => e.msg === 'node started', START_TIMEOUT_MS, '"node started"');
-      await buildState(nc, jsm, input, ctx, node);
+      await buildState(nc, jsm, { input, partitions: ctx.partitions, output: ctx.outputStream, keys: RECOVERY_KEYS }, node);
 
       trickle = new Trickle(nc, { stream: input, partitions: ctx.partitions, keys: RECOVERY_KEYS, firstId: RECOVERY_KEYS, perSecond: TRICKLE_PER_SECOND });
       const restarts: RestartMeasurement[] = [];
@@ -140,19 +140,28 @@ export const scenario: Scenario = {
   },
 };
 
-/** Publishes the key events chunk by chunk (see CHUNK), then waits until every output is stored. */
-async function buildState(nc: NatsConnection, jsm: JetStreamManager, input: string, ctx: BenchContext, node: NodeProcess): Promise<void> {
+/**
+ * Publishes one event for each of keys `k0..k<keys-1>` chunk by chunk (see
+ * CHUNK), then waits until every output is stored (a checkpoint holding
+ * every key committed).
+ */
+export async function buildState(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  where: { input: string; partitions: number; output: string; keys: number },
+  node: NodeProcess,
+): Promise<void> {
   const deadline = Date.now() + BUILD_TIMEOUT_MS;
-  for (let first = 0; first < RECOVERY_KEYS; first += CHUNK) {
-    await waitForOutputs(jsm, ctx.outputStream, first, deadline - Date.now(), node);
-    const duplicates = await publishEvents(nc, input, ctx.partitions, distinctKeyEvents(Math.min(CHUNK, RECOVERY_KEYS - first), first));
+  for (let first = 0; first < where.keys; first += CHUNK) {
+    await waitForOutputs(jsm, where.output, first, deadline - Date.now(), node);
+    const duplicates = await publishEvents(nc, where.input, where.partitions, distinctKeyEvents(Math.min(CHUNK, where.keys - first), first));
     if (duplicates !== 0) throw new Error(`${duplicates} key events from ${first} were duplicates`);
   }
-  await waitForOutputs(jsm, ctx.outputStream, RECOVERY_KEYS, deadline - Date.now(), node);
+  await waitForOutputs(jsm, where.output, where.keys, deadline - Date.now(), node);
 }
 
 /** SIGKILLs the node and waits for the exit; returns when the signal was sent (ms since the epoch). */
-async function kill(node: NodeProcess): Promise<number> {
+export async function kill(node: NodeProcess): Promise<number> {
   const at = Date.now();
   node.kill('SIGKILL');
   const status = await bounded(node.exited, EXIT_TIMEOUT_MS, `node ${node.pid} to exit on SIGKILL`);
@@ -197,7 +206,7 @@ async function measureRestart(
 }
 
 /** Waits until `stream` holds `count` messages; fails early when the node exits. */
-async function waitForOutputs(jsm: JetStreamManager, stream: string, count: number, timeoutMs: number, node: NodeProcess): Promise<void> {
+export async function waitForOutputs(jsm: JetStreamManager, stream: string, count: number, timeoutMs: number, node: NodeProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const stored = (await jsm.streams.info(stream)).state.messages;
@@ -208,7 +217,7 @@ async function waitForOutputs(jsm: JetStreamManager, stream: string, count: numb
   }
 }
 
-function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+export function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)));
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));

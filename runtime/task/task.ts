@@ -144,7 +144,7 @@ export class Task {
   /** Date.now() when the task sealed the checkpoint it was handed over at (stopAfter); 0 otherwise. */
   handedOverAt = 0;
   /** Every key prefix this task owns in the backend (for a full snapshot, or a wipe). */
-  readonly prefixes: Uint8Array[] = [];
+  readonly prefixes: readonly Uint8Array[];
 
   private readonly log: Logger;
   private readonly operators: KeyedOperator[] = [];
@@ -223,7 +223,7 @@ export class Task {
     this.generation = checkpointing?.generation ?? 0;
     this.positionKey = positionKey(job, stage.id, partition);
     this.decode = recordDecoder(stage.input, options.inputStream);
-    this.prefixes.push(this.positionKey, stagedPrefix(job, stage.id, partition));
+    this.prefixes = taskKeyPrefixes(job, stage, partition);
     this.undoLog = checkpointing ? new UndoLog(options.backend, { job, stage: stage.id, partition }) : undefined;
     const internalOutput = internalOutputStream(stage);
     this.idPrefix = internalOutput ? `${this.id}:${this.generation}:` : `${this.id}:`;
@@ -620,7 +620,6 @@ export class Task {
 
   private hostKeyed(definition: KeyedDefinition<unknown, unknown, any>, downstream: Emit): Emit {
     const space = keyspace(this.options.job, definition.name, this.options.partition);
-    this.prefixes.push(space.statePrefix, space.timerPrefix);
     const store = new KeyedStore(this.options.backend, space, this.options.stateCacheEntries ?? 200_000);
     const op = new KeyedOperator(definition, store, new TimerQueue(space), downstream, this.now, () => this.scheduleWake());
     this.operators.push(op);
@@ -704,6 +703,21 @@ export class Task {
     this.log.error({ err }, 'task failed');
     this.input?.stop();
   }
+}
+
+/**
+ * Every key prefix the task of `stage` over `partition` owns in the backend:
+ * its position, its staged outputs, and the state and timers of each keyed
+ * operator of the stage.
+ */
+export function taskKeyPrefixes(job: string, stage: StagePlan, partition: number): Uint8Array[] {
+  const prefixes = [positionKey(job, stage.id, partition), stagedPrefix(job, stage.id, partition)];
+  for (const op of stage.operations) {
+    if (op.kind !== 'process') continue;
+    const space = keyspace(job, op.definition.name, partition);
+    prefixes.push(space.statePrefix, space.timerPrefix);
+  }
+  return prefixes;
 }
 
 /** Errors that concern one record only: the task skips the record and goes on. */

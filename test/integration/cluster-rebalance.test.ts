@@ -233,3 +233,51 @@ test.serial('1 node, then a 2nd and a 3rd join, one leaves gracefully and one is
   t.log(`pauses: ${moved.length} moved tasks, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms`);
   t.deepEqual(overlaps(nodes, new Map([[victimName, killedAt]])), [], 'two nodes processing one task in one generation at once');
 });
+
+test.serial('rapid joins and leaves (5 nodes within seconds) converge to one stable assignment; no task is processed by two nodes at once in a generation', async (t) => {
+  t.timeout(240_000);
+  const s = await scenario();
+  const data = generateEvents(80_000, 2_000, 0xbeef);
+  const nodes = new Map<string, NodeProcess>();
+  const names = ['r1', 'r2', 'r3', 'r4', 'r5'].map((n) => cluster.nats.unique(n));
+  nodes.set(names[0]!, await startNode(s, names[0]!));
+  await waitForNodeStarted(nodes.get(names[0]!)!, 40_000);
+  const collector = CountCollector.start(cluster.nc, s.output, COUNT_PARTITIONS, data.reference);
+  t.teardown(() => collector.stop());
+  const load = publishPaced(s, data.events, 2_000, 250);
+  await waitFor(async () => (await streamMessages(cluster.jsm, s.output)) >= 2_000, { timeoutMs: 60_000, message: 'no outputs from the first node' });
+
+  // Four joins, then two graceful leaves and a kill, 400 ms apart: changes arrive while handoffs are in progress.
+  for (const name of names.slice(1)) {
+    nodes.set(name, await startNode(s, name));
+    await sleep(400);
+  }
+  const [, r2, r3, r4] = names.map((n) => nodes.get(n)!);
+  r2!.kill('SIGTERM');
+  await sleep(400);
+  r3!.kill('SIGTERM');
+  await sleep(400);
+  const killedAt = Date.now();
+  r4!.kill('SIGKILL');
+  await Promise.all([r2!, r3!, r4!].map((n) => n.waitForExit(60_000)));
+
+  const live = new Map([...nodes].filter(([, n]) => !n.exitStatus));
+  t.deepEqual([...live.keys()].sort(), [names[0]!, names[4]!].sort());
+  const record = await settled(s, live, 90_000);
+  await sleep(3_000);
+  const later = await assignment(s.job);
+  t.is(later?.version, record.version, 'the assignment stays put once settled');
+  t.deepEqual([...shares(later).values()].sort(), [6, 6]);
+  t.log(`settled at generation ${record.generation}, version ${record.version}: ${JSON.stringify(Object.fromEntries(shares(record)))}`);
+
+  await load;
+  await finish(t, s, collector, data.events.length);
+  for (const n of live.values()) n.kill('SIGTERM');
+  await Promise.all([...live.values()].map((n) => n.waitForExit(40_000)));
+  const exits = [r2!, r3!].map((n) => n.exitStatus);
+  t.deepEqual(exits, [{ code: 0, signal: null }, { code: 0, signal: null }], 'the nodes stopped with SIGTERM exited by themselves');
+  t.deepEqual(overlaps(nodes, new Map([[names[3]!, killedAt]])), [], 'two nodes processing one task in one generation at once');
+  const handoffs = [...nodes.values()].flatMap(entries).filter((e) => e.msg === 'handoff done').length;
+  const runs = [...nodes.values()].flatMap(entries).filter((e) => e.msg === 'new run of the job').length;
+  t.log(`${handoffs} handoffs and ${runs} runs on the way; pauses of moved tasks: ${pauses([...nodes.values()]).map((p) => p.ms).join(', ')} ms`);
+});

@@ -29,7 +29,8 @@ test.after.always(async () => {
 async function node(jobs: StartNodeOptions['jobs']): Promise<MillraceNode> {
   const dir = await tempDir('millrace-connectors-');
   dirs.push(dir);
-  const n = await startNode({ nats: { servers: [nats.url] }, dataDir: dir.path, logLevel: 'silent' }, { jobs });
+  // Each node its own id: two live nodes may not share one (their membership entries would overwrite each other).
+  const n = await startNode({ nats: { servers: [nats.url] }, dataDir: dir.path, nodeId: nats.unique('node'), logLevel: 'silent' }, { jobs });
   nodes.push(n);
   return n;
 }
