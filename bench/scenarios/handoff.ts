@@ -26,9 +26,8 @@ import { partitionOf } from '../../runtime/wire/partitioner.js';
 import { NodeProcess, type LogEntry } from '../node-process.js';
 import type { BenchContext, HandoffResult, Scenario } from '../scenario.js';
 import { createMillraceStream } from '../streams.js';
-import { Trickle, trickleKey } from '../trickle.js';
-import { readFinalCounts, verifyCounts, verifyStreamCount } from '../verify.js';
-import { bounded, buildState, kill, waitForOutputs } from './recovery-after-kill.js';
+import { Trickle } from '../trickle.js';
+import { bounded, buildState, drainAndVerify, kill } from './recovery-after-kill.js';
 
 const JOB_MODULE = fileURLToPath(new URL('../jobs/keyed-count.js', import.meta.url));
 const PARTITIONS = 4;
@@ -43,7 +42,6 @@ const NODE_ENV: Readonly<Record<string, string>> = Object.freeze({
 });
 const START_TIMEOUT_MS = 30_000;
 const HANDOFF_TIMEOUT_MS = 60_000;
-const DRAIN_TIMEOUT_MS = 90_000;
 const EXIT_TIMEOUT_MS = 20_000;
 /** Before each change the job runs this long with the trickle. */
 const STEADY_MS = 3_000;
@@ -90,18 +88,7 @@ export const scenario: Scenario = {
       const deadNodeMs = await firstOutputOf(jsm, ctx.outputStream, deadTasks, killedAt, first);
       const restart = first.entries.findLast((e) => e.msg === 'new run of the job');
 
-      const trickled = await trickle.stop();
-      await waitForOutputs(jsm, ctx.outputStream, KEYS + trickled, DRAIN_TIMEOUT_MS, first);
-      first.kill('SIGTERM');
-      const stopped = await bounded(first.exited, EXIT_TIMEOUT_MS, `node ${first.pid} to stop on SIGTERM`);
-      const expected = new Map<string, number>();
-      for (let i = 0; i < KEYS; i++) expected.set(`k${i}`, 1);
-      for (let j = 0; j < trickled; j++) expected.set(trickleKey(j, KEYS), expected.get(trickleKey(j, KEYS))! + 1);
-      const verified = [
-        `node stopped on SIGTERM with ${stopped.signal ?? `code ${stopped.code}`}`,
-        await verifyStreamCount(jsm, ctx.outputStream, KEYS + trickled),
-        verifyCounts(await readFinalCounts(nc.jetstream(), jsm, ctx.outputStream, ctx.partitions), expected, `output counts (${trickled} trickle events)`),
-      ];
+      const verified = await drainAndVerify(nc, jsm, { stream: ctx.outputStream, partitions: ctx.partitions, keys: KEYS }, trickle, first);
       return {
         kind: 'handoff',
         keysPerTask: KEYS_PER_TASK,
@@ -110,7 +97,7 @@ export const scenario: Scenario = {
         handoffMs: Number(done.ms),
         deadNodeMs,
         restartWhy: typeof restart?.why === 'string' ? restart.why : undefined,
-        verified: verified.join('; '),
+        verified,
       };
     } finally {
       trickle?.close();

@@ -117,20 +117,8 @@ export const scenario: Scenario = {
         node = start(dataDir); // at once, as a supervisor would
         restarts.push(await measureRestart(jsm, ctx.outputStream, node, kind, killedAt));
       }
-      const trickled = await trickle.stop();
-      await waitForOutputs(jsm, ctx.outputStream, RECOVERY_KEYS + trickled, DRAIN_TIMEOUT_MS, node);
-      node.kill('SIGTERM');
-      const stopped = await bounded(node.exited, EXIT_TIMEOUT_MS, `node ${node.pid} to stop on SIGTERM`);
-
-      const expected = new Map<string, number>();
-      for (let i = 0; i < RECOVERY_KEYS; i++) expected.set(`k${i}`, 1);
-      for (let j = 0; j < trickled; j++) expected.set(trickleKey(j, RECOVERY_KEYS), expected.get(trickleKey(j, RECOVERY_KEYS))! + 1);
-      const verified = [
-        `node stopped on SIGTERM with ${stopped.signal ?? `code ${stopped.code}`}`,
-        await verifyStreamCount(jsm, ctx.outputStream, RECOVERY_KEYS + trickled),
-        verifyCounts(await readFinalCounts(nc.jetstream(), jsm, ctx.outputStream, ctx.partitions), expected, `output counts (${trickled} trickle events)`),
-      ];
-      return { kind: 'recovery', keys: RECOVERY_KEYS, restarts, verified: verified.join('; ') };
+      const verified = await drainAndVerify(nc, jsm, { stream: ctx.outputStream, partitions: ctx.partitions, keys: RECOVERY_KEYS }, trickle, node);
+      return { kind: 'recovery', keys: RECOVERY_KEYS, restarts, verified };
     } finally {
       trickle?.close();
       for (const node of nodes) node.kill('SIGKILL');
@@ -158,6 +146,32 @@ export async function buildState(
     if (duplicates !== 0) throw new Error(`${duplicates} key events from ${first} were duplicates`);
   }
   await waitForOutputs(jsm, where.output, where.keys, deadline - Date.now(), node);
+}
+
+/**
+ * Stops the trickle, waits for every output, stops `node` with SIGTERM and
+ * checks the outputs: one per input, each key's final count 1 plus its
+ * trickle events. Returns what was verified.
+ */
+export async function drainAndVerify(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  output: { stream: string; partitions: number; keys: number },
+  trickle: Trickle,
+  node: NodeProcess,
+): Promise<string> {
+  const trickled = await trickle.stop();
+  await waitForOutputs(jsm, output.stream, output.keys + trickled, DRAIN_TIMEOUT_MS, node);
+  node.kill('SIGTERM');
+  const stopped = await bounded(node.exited, EXIT_TIMEOUT_MS, `node ${node.pid} to stop on SIGTERM`);
+  const expected = new Map<string, number>();
+  for (let i = 0; i < output.keys; i++) expected.set(`k${i}`, 1);
+  for (let j = 0; j < trickled; j++) expected.set(trickleKey(j, output.keys), expected.get(trickleKey(j, output.keys))! + 1);
+  return [
+    `node stopped on SIGTERM with ${stopped.signal ?? `code ${stopped.code}`}`,
+    await verifyStreamCount(jsm, output.stream, output.keys + trickled),
+    verifyCounts(await readFinalCounts(nc.jetstream(), jsm, output.stream, output.partitions), expected, `output counts (${trickled} trickle events)`),
+  ].join('; ');
 }
 
 /** SIGKILLs the node and waits for the exit; returns when the signal was sent (ms since the epoch). */
