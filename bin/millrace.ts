@@ -9,9 +9,16 @@
  *   millrace savepoint create <job> [--name <name>] --nats <url>
  *   millrace savepoint list <job> --nats <url>
  *   millrace savepoint restore|delete <job> <name> --nats <url>
+ *   millrace cluster status [--json] --nats <url>
+ *   millrace job list [--json] --nats <url>
+ *   millrace job describe <job> [--json] --nats <url>
+ *   millrace job cancel <job> --nats <url>
  */
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.js';
+import { cancelJob, clusterStatus, describeJob, listJobs } from '../cluster/admin/cluster-status.js';
+import { formatClusterStatus, formatJob, formatJobList } from '../cluster/admin/format-status.js';
 import { connect } from '../cluster/client.js';
 import { startNode } from '../cluster/node.js';
 import { savepointSubject, type SavepointReply, type SavepointRequest } from '../cluster/checkpoint/control.js';
@@ -29,6 +36,10 @@ const USAGE = `usage:
   millrace savepoint list <job> [--nats <url>]
   millrace savepoint restore <job> <name> [--nats <url>]          the job's next run starts from it
   millrace savepoint delete <job> <name> [--nats <url>]
+  millrace cluster status [--json] [--nats <url>]                  nodes, leader, and per job its assignment, last checkpoint, task lag
+  millrace job list [--json] [--nats <url>]
+  millrace job describe <job> [--json] [--nats <url>]
+  millrace job cancel <job> [--nats <url>]                         every node stops the job's tasks
 
 Every node option can also come from the config file (--config or MILLRACE_CONFIG)
 and from MILLRACE_* environment variables; see docs/reference/configuration.md.`;
@@ -46,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
       'log-level': { type: 'string' },
       partitions: { type: 'string' },
       name: { type: 'string' },
+      json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -57,6 +69,8 @@ async function main(argv: string[]): Promise<number> {
   if (group === 'node' && command === 'start') return nodeStart(values);
   if (group === 'stream' && command && name) return stream(command, name, values);
   if (group === 'savepoint' && command && name) return savepoint(command, name, extra, values);
+  if (group === 'cluster' && command === 'status') return cluster(values);
+  if (group === 'job' && command) return jobCommand(command, name, values);
   process.stderr.write(`unknown command: ${positionals.join(' ')}\n${USAGE}\n`);
   return 2;
 }
@@ -173,6 +187,56 @@ async function savepoint(command: string, job: string, name: string | undefined,
   } finally {
     await nc.close();
   }
+}
+
+async function cluster(values: Flags): Promise<number> {
+  const nc = await connectNats({ servers: natsServers(values), name: 'millrace-cli' });
+  try {
+    const status = await clusterStatus(nc);
+    if (values.json) print(status);
+    else process.stdout.write(`${formatClusterStatus(status)}\n`);
+    return 0;
+  } finally {
+    await nc.close();
+  }
+}
+
+async function jobCommand(command: string, job: string | undefined, values: Flags): Promise<number> {
+  if (command !== 'list' && command !== 'describe' && command !== 'cancel') {
+    process.stderr.write(`unknown job command: ${command}\n${USAGE}\n`);
+    return 2;
+  }
+  if (command !== 'list' && !job) {
+    process.stderr.write(`millrace job ${command}: name the job\n${USAGE}\n`);
+    return 2;
+  }
+  const nc = await connectNats({ servers: natsServers(values), name: 'millrace-cli' });
+  try {
+    if (command === 'list') {
+      const jobs = await listJobs(nc);
+      if (values.json) print(jobs);
+      else process.stdout.write(`${formatJobList(jobs)}\n`);
+      return 0;
+    }
+    if (command === 'describe') {
+      const status = await describeJob(nc, job!);
+      if (!status) return noSuchJob(job!);
+      if (values.json) print(status);
+      else process.stdout.write(`${formatJob(status)}\n`);
+      return 0;
+    }
+    if (!(await cancelJob(nc, job!, `millrace-cli@${hostname()}`))) return noSuchJob(job!);
+    if (values.json) print({ job, cancelled: true });
+    else process.stdout.write(`job "${job}" cancelled: every node stops its tasks\n`);
+    return 0;
+  } finally {
+    await nc.close();
+  }
+}
+
+function noSuchJob(job: string): number {
+  process.stderr.write(`millrace: no job "${job}" is registered (millrace job list shows the jobs)\n`);
+  return 1;
 }
 
 function natsServers(values: Flags): string[] {
