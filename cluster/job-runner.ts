@@ -30,7 +30,7 @@ import type { SnapshotStore } from './checkpoint/snapshot-store.js';
 import { RESTORE_SOURCES, restoreTaskState, TaskSnapshots, type RestoreSource } from './checkpoint/task-snapshots.js';
 import { natsTaskOutput } from './task-output.js';
 import { StoredIdLookup } from './transport/stored-ids.js';
-import { openPartitionConsumer } from './transport/partition-consumer.js';
+import { openPartitionConsumer, taskConsumerName } from './transport/partition-consumer.js';
 import { createStream, describeStream, partitionSubject } from './transport/streams.js';
 import { translateNatsError, isStreamNotFound } from './transport/nats-errors.js';
 
@@ -406,8 +406,7 @@ export class JobRunner {
       openInput: (startSeq) =>
         openPartitionConsumer(js, jsm, {
           stream: slot.inputStream,
-          // Per record: a task moved back to a node must not meet the consumer it left there.
-          durable: `mr-${this.plan.job}-${stage.id}-${partition}-g${generation}-v${version}`,
+          durable: taskConsumerName(this.plan.job, stage.id, partition, generation, version),
           filterSubject: slot.filterSubject,
           startSeq,
           maxAckPending: config.task.maxInFlight,

@@ -7,6 +7,7 @@
  * older ones are left by a stopped or killed owner until the server drops them.
  */
 import type { ConsumerInfo, JetStreamManager } from 'nats';
+import { taskConsumerPrefix } from '../transport/partition-consumer.js';
 import { isStreamNotFound, translateNatsError } from '../transport/nats-errors.js';
 
 /** A task and the stream it reads. */
@@ -33,7 +34,7 @@ export async function taskLags(jsm: JetStreamManager, job: string, tasks: readon
   for (const { task, stream } of tasks) {
     // The job name is given: it may itself contain '/'.
     const [stage, partition] = task.slice(job.length + 1).split('/');
-    const prefix = `mr-${job}-${stage}-${partition}-g`;
+    const prefix = taskConsumerPrefix(job, stage!, partition!);
     let best: { info: ConsumerInfo; generation: number; version: number } | undefined;
     for (const info of streams.get(stream)!) {
       const run = runOf(info.name, prefix);

@@ -70,14 +70,17 @@ export class JobRegistry {
   }
 
   async list(): Promise<JobDescriptor[]> {
-    const jobs: JobDescriptor[] = [];
+    const keys: string[] = [];
     try {
-      for await (const key of await this.kv.keys()) {
-        const job = await this.get(key);
-        if (job) jobs.push(job);
-      }
+      // Every key first: nats.js drops the keys not yet taken once the server sent the last, so a get per key in the loop saw one job.
+      for await (const key of await this.kv.keys()) keys.push(key);
     } catch (err) {
       throw translateNatsError(err, 'cannot list jobs');
+    }
+    const jobs: JobDescriptor[] = [];
+    for (const key of keys) {
+      const job = await this.get(key);
+      if (job) jobs.push(job);
     }
     return jobs.sort((a, b) => a.job.localeCompare(b.job));
   }

@@ -33,6 +33,20 @@ export interface PartitionConsumerOptions {
 
 const DEFAULT_INACTIVE_THRESHOLD_MS = 60_000;
 
+/**
+ * The durable name of a task's input consumer: per task, generation and
+ * assignment version, so a node never touches a consumer another ownership
+ * of the task used (`millrace cluster status` finds a task's lag by it).
+ */
+export function taskConsumerName(job: string, stage: string, partition: number, generation: number, version: number): string {
+  return `${taskConsumerPrefix(job, stage, partition)}${generation}-v${version}`;
+}
+
+/** What every consumer name of the task begins with, up to its generation. */
+export function taskConsumerPrefix(job: string, stage: string, partition: number | string): string {
+  return `mr-${job}-${stage}-${partition}-g`;
+}
+
 export interface PartitionConsumer {
   readonly messages: AsyncIterable<JsMsg>;
   /** Ends the iteration of `messages`. */
