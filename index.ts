@@ -5,6 +5,7 @@
 export { job, Stream, KeyedStream, keyed, value, map, list, reducing, source, sink, isJobDefinition } from './runtime/api/index.js';
 export type {
   JobDefinition,
+  JobOptions,
   JobBuilder,
   KeyedDefinition,
   KeyedContext,

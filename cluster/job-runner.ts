@@ -24,6 +24,7 @@ import type { DeadLetterHandler } from '../runtime/task/ports.js';
 import { Task, taskKeyPrefixes } from '../runtime/task/task.js';
 import type { AssignmentStore, JobAssignment } from './assignment/assignment-store.js';
 import { ControlChannel } from './checkpoint/control.js';
+import { LatestOnly } from './checkpoint/latest-only.js';
 import type { JobDescriptor, JobRegistry } from './jobs/job-registry.js';
 import type { CheckpointManifest, ManifestStore } from './checkpoint/manifest-store.js';
 import type { SnapshotStore } from './checkpoint/snapshot-store.js';
@@ -33,6 +34,9 @@ import { StoredIdLookup } from './transport/stored-ids.js';
 import { openPartitionConsumer, taskConsumerName } from './transport/partition-consumer.js';
 import { createStream, describeStream, partitionSubject } from './transport/streams.js';
 import { translateNatsError, isStreamNotFound } from './transport/nats-errors.js';
+
+/** A standby node brings its copies up to date at most this often (each time: the deltas since the last time). */
+const STANDBY_REFRESH_MS = 1_000;
 
 export interface JobRunnerDeps {
   /** The data path: consumers, publishers. */
@@ -79,6 +83,13 @@ export class JobRunner {
   private version = 0;
   /** How many tasks the record applied last gives this node. */
   private assignedHere = 0;
+  /** Tasks this node keeps a standby copy of (JobOptions.standbyReplicas): followed to each committed checkpoint. */
+  private standbyOf: readonly Slot[] = [];
+  private readonly standbyRefresh = new LatestOnly<number>(
+    () => this.refreshStandbys(),
+    STANDBY_REFRESH_MS,
+    (err) => this.log.warn({ err }, 'following the snapshots of standby tasks failed'),
+  );
   /** The newest record received: an older one still queued is skipped. */
   private newest = { generation: 0, version: 0 };
   private leaderEpoch = 0;
@@ -118,6 +129,7 @@ export class JobRunner {
       })),
       intervalMs: config.checkpoint.intervalMs,
       timeoutMs: config.checkpoint.timeoutMs,
+      standbyReplicas: this.definition.options?.standbyReplicas ?? 0,
       status: 'running',
       updatedBy: config.nodeId,
       updatedAt: Date.now(),
@@ -147,7 +159,15 @@ export class JobRunner {
     const channel = (this.channel = new ControlChannel(control, job));
     const forThisRun = (m: { leaderEpoch: number; generation: number }) => this.fenced(m.leaderEpoch) && m.generation === this.generation;
     channel.on('trigger', (m) => forThisRun(m) && this.slots.forEach((s) => s.task?.triggerCheckpoint(m.checkpoint)), onError);
-    channel.on('committed', (m) => forThisRun(m) && this.slots.forEach((s) => s.task?.checkpointCommitted(m.checkpoint)), onError);
+    channel.on(
+      'committed',
+      (m) => {
+        if (!forThisRun(m)) return;
+        for (const slot of this.slots) slot.task?.checkpointCommitted(m.checkpoint);
+        if (this.standbyOf.length > 0) this.standbyRefresh.offer(m.checkpoint);
+      },
+      onError,
+    );
     const started = new Promise<void>((resolve) => (this.firstRun = resolve));
     await this.deps.jobs.submit(this.descriptor);
     this.stopWatch = await this.deps.assignments.watch(job, (record) => this.onRecord(record), this.log);
@@ -159,6 +179,7 @@ export class JobRunner {
   async stop(): Promise<void> {
     if (this.stopping) return this.records;
     this.stopping = true;
+    this.standbyRefresh.cancel();
     this.stopWatch?.();
     this.channel?.close();
     this.firstRun?.();
@@ -196,6 +217,8 @@ export class JobRunner {
     // Started once the coordinator counts this node in, and no task is on its way here.
     const me = this.deps.config.nodeId;
     this.assignedHere = Object.values(record.tasks).filter((node) => node === me).length;
+    this.standbyOf = this.slots.filter((s) => record.tasks[s.id] !== me && record.standbys?.[s.id]?.includes(me));
+    if (this.standbyOf.length > 0) this.standbyRefresh.offer(record.checkpoint);
     if (record.nodes.includes(me) && !Object.values(record.handoff?.to ?? {}).includes(me)) this.started();
   }
 
@@ -250,7 +273,7 @@ export class JobRunner {
    */
   private arm(record: JobAssignment, handoff: NonNullable<JobAssignment['handoff']>): void {
     const me = this.deps.config.nodeId;
-    for (const slot of this.slots) if (handoff.to[slot.id] === me && !slot.task) slot.prefetch = this.prefetch(slot);
+    for (const slot of this.slots) if (handoff.to[slot.id] === me && !slot.task) slot.prefetch = this.prefetch(slot, 'moving here');
     const tasks: string[] = [];
     const refused: string[] = [];
     for (const slot of this.slots) {
@@ -303,8 +326,22 @@ export class JobRunner {
     poll.unref();
   }
 
-  /** Restores `slot`'s state to the job's last committed checkpoint; failures only cost the full restore later. */
-  private prefetch(slot: Slot): Promise<void> {
+  /** Brings the state of the tasks this node is a standby for to the last committed checkpoint, one task at a time. */
+  private async refreshStandbys(): Promise<void> {
+    for (const slot of this.standbyOf) {
+      if (this.stopping || slot.task || slot.prefetch) continue; // running here, or being brought up to date already
+      slot.prefetch = this.prefetch(slot, 'standby');
+      await slot.prefetch;
+      slot.prefetch = undefined;
+    }
+  }
+
+  /**
+   * Restores `slot`'s state (of a task not running here) to the job's last
+   * committed checkpoint, downloading only the deltas after the one it holds;
+   * failures only cost a fuller restore later.
+   */
+  private prefetch(slot: Slot, why: 'moving here' | 'standby'): Promise<void> {
     const { backend, snapshots, manifests } = this.deps;
     const job = this.plan.job;
     return (async () => {
@@ -315,8 +352,8 @@ export class JobRunner {
       const started = Date.now();
       const stateOf = latest.restoredFrom?.checkpoint ?? latest.checkpoint;
       const source = await restoreTaskState(backend, snapshots, where, { id: stateOf, generation: latest.generation, part });
-      this.log.debug({ task: slot.id, checkpoint: latest.checkpoint, source, ms: Date.now() - started }, 'state of a task moving here prefetched');
-    })().catch((err: unknown) => this.log.warn({ err, task: slot.id }, 'prefetching the state of a task moving here failed; it restores in full'));
+      this.log.debug({ task: slot.id, why, checkpoint: latest.checkpoint, source, ms: Date.now() - started }, 'state of a task not running here brought to a committed checkpoint');
+    })().catch((err: unknown) => this.log.warn({ err, task: slot.id, why }, 'bringing the state of a task not running here up to date failed; it restores in full when it runs here'));
   }
 
   private async startTasks(slots: readonly Slot[], record: JobAssignment, manifest: CheckpointManifest | undefined): Promise<Record<RestoreSource, number>> {

@@ -13,6 +13,7 @@ export type Assignment = ReadonlyMap<string, string>;
 /**
  * Assigns every task to one of `nodes`, keeping `previous` owners where balance allows.
  * @param capacity the most tasks of this job a node may take; a node missing from it has no limit
+ * @param preferred for a task that must find a new node: the nodes to try first, in order (its standby replicas)
  * @throws TypeError when there are tasks but no nodes
  * @throws MR_CLUSTER_CAPACITY when the nodes' capacities add up to fewer than the tasks
  */
@@ -21,6 +22,7 @@ export function assignTasks(
   nodes: readonly string[],
   previous: Assignment = new Map(),
   capacity: ReadonlyMap<string, number> = new Map(),
+  preferred: ReadonlyMap<string, readonly string[]> = new Map(),
 ): Map<string, string> {
   const assignment = new Map<string, string>();
   if (tasks.length === 0) return assignment;
@@ -44,9 +46,9 @@ export function assignTasks(
   }
   for (const task of [...tasks].sort()) {
     if (assignment.has(task)) continue;
-    const node = members
-      .filter((n) => load.get(n)! < limit.get(n)!)
-      .sort((a, b) => load.get(a)! - load.get(b)! || a.localeCompare(b))[0]!;
+    const room = members.filter((n) => load.get(n)! < limit.get(n)!);
+    const node =
+      preferred.get(task)?.find((n) => room.includes(n)) ?? room.sort((a, b) => load.get(a)! - load.get(b)! || a.localeCompare(b))[0]!;
     assignment.set(task, node);
     load.set(node, load.get(node)! + 1);
   }
@@ -79,6 +81,40 @@ function loadLimits(total: number, ordered: readonly string[], capacityOf: (node
     if (room && extra > 0) extra--;
   }
   return limits;
+}
+
+/**
+ * Up to `replicas` standby nodes per task, none its owner: sticky (a standby
+ * stays while it is live and not the owner) and balanced by standby count.
+ */
+export function assignStandbys(
+  assignment: Assignment,
+  nodes: readonly string[],
+  replicas: number,
+  previous: ReadonlyMap<string, readonly string[]> = new Map(),
+): Map<string, string[]> {
+  const standbys = new Map<string, string[]>();
+  if (replicas <= 0) return standbys;
+  const members = [...new Set(nodes)].sort();
+  const load = new Map<string, number>(members.map((n) => [n, 0]));
+  const tasks = [...assignment.keys()].sort();
+  for (const task of tasks) {
+    const kept = (previous.get(task) ?? []).filter((n) => n !== assignment.get(task) && load.has(n)).slice(0, replicas);
+    standbys.set(task, kept);
+    for (const n of kept) load.set(n, load.get(n)! + 1);
+  }
+  for (const task of tasks) {
+    const chosen = standbys.get(task)!;
+    while (chosen.length < replicas) {
+      const next = members
+        .filter((n) => n !== assignment.get(task) && !chosen.includes(n))
+        .sort((a, b) => load.get(a)! - load.get(b)! || a.localeCompare(b))[0];
+      if (next === undefined) break; // fewer other nodes than replicas
+      chosen.push(next);
+      load.set(next, load.get(next)! + 1);
+    }
+  }
+  return standbys;
 }
 
 /** The tasks of `assignment` whose owner differs from `previous` (new tasks included). */

@@ -24,6 +24,8 @@ export interface JobAssignment {
   readonly checkpoint: number;
   /** Task → the node that runs it. */
   readonly tasks: Readonly<Record<string, string>>;
+  /** Task → the nodes that keep a warm copy of its state (JobOptions.standbyReplicas); absent without standbys. */
+  readonly standbys?: Readonly<Record<string, readonly string[]>>;
   /** The nodes the coordinator counted as able to take tasks when it wrote this. */
   readonly nodes: readonly string[];
   /**

@@ -33,7 +33,7 @@
 import type { JetStreamManager } from 'nats';
 import type { Logger } from 'pino';
 import { ErrorCodes, isMillraceError, millraceError } from '../../errors.js';
-import { assignTasks, movedTasks, type Assignment } from '../assignment/assign-tasks.js';
+import { assignStandbys, assignTasks, movedTasks, type Assignment } from '../assignment/assign-tasks.js';
 import type { AssignmentStore, JobAssignment } from '../assignment/assignment-store.js';
 import type { JobDescriptor } from '../jobs/job-registry.js';
 import { LatestOnly } from './latest-only.js';
@@ -136,6 +136,8 @@ export class JobCoordinator {
   /** The instance of each node when it was given its tasks: a node that restarted since lost them. */
   private ownerInstances = new Map<string, string>();
   private assignment: Assignment = new Map();
+  /** Task → its standby nodes, as last published. */
+  private standbys = new Map<string, string[]>();
   private handoff: Handoff | undefined;
   private settleTimer: NodeJS.Timeout | undefined;
   private runRequested = false;
@@ -296,7 +298,8 @@ export class JobCoordinator {
     }
     let assignment: Map<string, string>;
     try {
-      assignment = assignTasks(this.tasks, nodes, this.assignment, this.capacities(nodes));
+      // A task whose node is gone goes to one of its standbys first: their state is warm.
+      assignment = assignTasks(this.tasks, nodes, this.assignment, this.capacities(nodes), this.standbys);
     } catch (err) {
       this.log.error({ err, why }, 'the job waits for capacity');
       return;
@@ -329,9 +332,12 @@ export class JobCoordinator {
   }
 
   private async publish(record: Pick<JobAssignment, 'checkpoint' | 'tasks' | 'handoff'>): Promise<void> {
+    const replicas = this.o.descriptor.standbyReplicas ?? 0;
+    if (replicas > 0) this.standbys = assignStandbys(new Map(Object.entries(record.tasks)), this.eligible(), replicas, this.standbys);
     this.revision = await this.o.assignments.publish({
       job: this.o.channel.job,
       nodes: this.eligible().sort(),
+      ...(replicas > 0 ? { standbys: Object.fromEntries(this.standbys) } : {}),
       leaderEpoch: this.epoch,
       generation: this.generation,
       version: this.version,

@@ -23,6 +23,8 @@ export interface JobDescriptor {
   readonly stages: readonly { readonly id: string; readonly input: string; readonly output: string; readonly tasks: number }[];
   readonly intervalMs: number;
   readonly timeoutMs: number;
+  /** Standby replicas per task (JobOptions.standbyReplicas); absent: 0. */
+  readonly standbyReplicas?: number;
   /** `cancelled` by `millrace job cancel`: no node runs it until one submits it again. */
   readonly status: 'running' | 'cancelled';
   /** The node that last submitted or cancelled it, and when. */
@@ -116,6 +118,6 @@ function decode(entry: KvEntry): JobDescriptor {
 
 /** Whether two descriptors describe the same job, whoever submitted them. */
 function sameJob(a: JobDescriptor, b: JobDescriptor): boolean {
-  const shape = (d: JobDescriptor) => JSON.stringify([d.tasks, d.internalInputs, d.stages, d.intervalMs, d.timeoutMs]);
+  const shape = (d: JobDescriptor) => JSON.stringify([d.tasks, d.internalInputs, d.stages, d.intervalMs, d.timeoutMs, d.standbyReplicas ?? 0]);
   return shape(a) === shape(b);
 }

@@ -1,6 +1,6 @@
 /** What users touch: operator definitions, state, contexts, records, the DSL. Imports nothing of the engine. */
 export { job, Stream, KeyedStream, isJobDefinition } from './pipeline.js';
-export type { JobDefinition, JobBuilder, Operation } from './pipeline.js';
+export type { JobDefinition, JobBuilder, JobOptions, Operation } from './pipeline.js';
 export { keyed } from './keyed.js';
 export type { KeyedDefinition, KeyedContext, TimerService } from './keyed.js';
 export { value, map, list, reducing } from './state.js';

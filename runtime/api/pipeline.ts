@@ -15,9 +15,24 @@ export type Operation =
   | { readonly kind: 'process'; readonly name: string; readonly definition: KeyedDefinition<any, any, any> };
 
 /** A job as the user declared it. */
+/** How a job runs in a cluster. */
+export interface JobOptions {
+  /**
+   * Standby replicas per task (Kafka Streams' `num.standby.replicas`): other
+   * nodes keep a warm copy of each task's state by following its committed
+   * snapshots, and a task whose node dies restarts on one of them, where
+   * only the last deltas are left to apply. Costs each standby node the
+   * snapshot downloads and the LevelDB writes of the tasks it follows.
+   * @default 0
+   */
+  readonly standbyReplicas?: number;
+}
+
 export interface JobDefinition {
   readonly kind: 'job';
   readonly name: string;
+  /** @default {} */
+  readonly options?: JobOptions;
   readonly source: Source<unknown>;
   readonly operations: readonly Operation[];
   readonly sink: Sink<unknown>;
@@ -30,6 +45,7 @@ class Builder {
     protected readonly jobName: string,
     protected readonly src: Source<unknown>,
     protected readonly ops: readonly Operation[],
+    protected readonly jobOptions: JobOptions,
   ) {}
 
   protected named(kind: string, name: string | undefined): string {
@@ -57,17 +73,17 @@ export class Stream<T> extends Builder {
   /** Re-keys records and repartitions them through an internal stream. */
   keyBy(fn: (value: T) => string, options: { partitions?: number; name?: string } = {}): KeyedStream<T> {
     const op: Operation = { kind: 'keyBy', name: this.named('keyBy', options.name), fn, partitions: options.partitions };
-    return new KeyedStream<T>(this.jobName, this.src, [...this.ops, op]);
+    return new KeyedStream<T>(this.jobName, this.src, [...this.ops, op], this.jobOptions);
   }
 
   /** Ends the job at `sink`. */
   to(sink: Sink<T>): JobDefinition {
-    return { kind: 'job', name: this.jobName, source: this.src, operations: this.ops, sink: sink as Sink<unknown> };
+    return { kind: 'job', name: this.jobName, options: this.jobOptions, source: this.src, operations: this.ops, sink: sink as Sink<unknown> };
   }
 
   protected with(op: Operation): this {
-    const Ctor = this.constructor as new (j: string, s: Source<unknown>, o: readonly Operation[]) => this;
-    return new Ctor(this.jobName, this.src, [...this.ops, op]);
+    const Ctor = this.constructor as new (j: string, s: Source<unknown>, o: readonly Operation[], options: JobOptions) => this;
+    return new Ctor(this.jobName, this.src, [...this.ops, op], this.jobOptions);
   }
 }
 
@@ -96,12 +112,16 @@ export interface JobBuilder {
 }
 
 /** Starts a job definition. The name identifies its state and consumers: keep it stable. */
-export function job(name: string): JobBuilder {
+export function job(name: string, options: JobOptions = {}): JobBuilder {
   if (!JOB_NAME.test(name)) throw new TypeError(`job(): name must match ${JOB_NAME}, got ${JSON.stringify(name)}`);
+  const standby = options.standbyReplicas ?? 0;
+  if (!Number.isInteger(standby) || standby < 0 || standby > 4) {
+    throw new TypeError(`job(): options.standbyReplicas must be an integer from 0 to 4, got ${JSON.stringify(options.standbyReplicas)}`);
+  }
   return {
     from<T>(source: Source<T>): any {
       const src = source as Source<unknown>;
-      return source.kind === 'stream' ? new KeyedStream<T>(name, src, []) : new Stream<T>(name, src, []);
+      return source.kind === 'stream' ? new KeyedStream<T>(name, src, [], options) : new Stream<T>(name, src, [], options);
     },
   };
 }

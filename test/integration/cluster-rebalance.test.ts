@@ -41,7 +41,7 @@ async function scenario(): Promise<Scenario> {
   return { job: cluster.nats.unique('scale'), input, output: cluster.nats.unique('COUNTS') };
 }
 
-async function startNode(s: Scenario, name: string): Promise<NodeProcess> {
+async function startNode(s: Scenario, name: string, env: Record<string, string> = {}): Promise<NodeProcess> {
   const dir = await tempDir('millrace-scale-');
   cluster.dirs.push(dir);
   return cluster.logs.track(
@@ -55,6 +55,7 @@ async function startNode(s: Scenario, name: string): Promise<NodeProcess> {
         MILLRACE_CHECKPOINT_INTERVAL_MS: '200',
         MILLRACE_CLUSTER_HEARTBEAT_MS: '250',
         MILLRACE_CLUSTER_MEMBER_TIMEOUT_MS: '3000',
+        ...env,
       },
     }),
   );
@@ -193,6 +194,7 @@ test.serial('1 node, then a 2nd and a 3rd join, one leaves gracefully and one is
   const collector = CountCollector.start(cluster.nc, s.output, COUNT_PARTITIONS, data.reference); // the node created the output stream
   t.teardown(() => collector.stop());
   const load = publishPaced(s, data.events, 2_000, 250);
+  load.catch(() => undefined); // awaited below; a test failing first must not leave it unhandled
   await waitFor(async () => (await streamMessages(cluster.jsm, s.output)) >= 5_000, { timeoutMs: 60_000, message: 'no outputs from the first node' });
 
   const live = () => new Map([...nodes].filter(([, n]) => !n.exitStatus));
@@ -245,6 +247,7 @@ test.serial('rapid joins and leaves (5 nodes within seconds) converge to one sta
   const collector = CountCollector.start(cluster.nc, s.output, COUNT_PARTITIONS, data.reference);
   t.teardown(() => collector.stop());
   const load = publishPaced(s, data.events, 2_000, 250);
+  load.catch(() => undefined); // awaited below; a test failing first must not leave it unhandled
   await waitFor(async () => (await streamMessages(cluster.jsm, s.output)) >= 2_000, { timeoutMs: 60_000, message: 'no outputs from the first node' });
 
   // Four joins, then two graceful leaves and a kill, 400 ms apart: changes arrive while handoffs are in progress.
@@ -280,4 +283,42 @@ test.serial('rapid joins and leaves (5 nodes within seconds) converge to one sta
   const handoffs = [...nodes.values()].flatMap(entries).filter((e) => e.msg === 'handoff done').length;
   const runs = [...nodes.values()].flatMap(entries).filter((e) => e.msg === 'new run of the job').length;
   t.log(`${handoffs} handoffs and ${runs} runs on the way; pauses of moved tasks: ${pauses([...nodes.values()]).map((p) => p.ms).join(', ')} ms`);
+});
+
+test.serial('with a standby replica per task, the tasks of a killed node restart on the survivor from its warm copy, not from the snapshot store', async (t) => {
+  t.timeout(180_000);
+  const s = await scenario();
+  const data = generateEvents(60_000, 2_000, 0x57a4d);
+  const env = { COUNT_STANDBY_REPLICAS: '1' };
+  const [aName, bName] = ['s1', 's2'].map((n) => cluster.nats.unique(n)) as [string, string];
+  // The node to be killed starts first and the survivor joins it: the survivor never ran the tasks the other keeps.
+  const nodes = new Map<string, NodeProcess>([[bName, await startNode(s, bName, env)]]);
+  await waitForNodeStarted(nodes.get(bName)!, 40_000);
+  const collector = CountCollector.start(cluster.nc, s.output, COUNT_PARTITIONS, data.reference);
+  t.teardown(() => collector.stop());
+  const load = publishPaced(s, data.events, 2_000, 250);
+  load.catch(() => undefined); // awaited below; a test failing first must not leave it unhandled
+  nodes.set(aName, await startNode(s, aName, env));
+  const record = await settled(s, nodes);
+  t.deepEqual([...shares(record).values()], [6, 6]);
+  // Every task has the other node as its standby, and the standby has brought its copy to a committed checkpoint.
+  t.true(Object.entries(record.tasks).every(([task, owner]) => record.standbys?.[task]?.length === 1 && record.standbys[task]![0] !== owner));
+  const standbyOfA = Object.keys(record.tasks).filter((task) => record.standbys?.[task]?.[0] === aName);
+  const warmed = (task: string) => entries(nodes.get(aName)!).some((e) => e.why === 'standby' && e.task === task && e.msg === 'state of a task not running here brought to a committed checkpoint');
+  await waitFor(() => standbyOfA.every(warmed), { timeoutMs: 30_000, message: 'the survivor never warmed its standby copies' });
+
+  const b = nodes.get(bName)!;
+  const killedAt = Date.now();
+  b.kill('SIGKILL');
+  await b.waitForExit(10_000);
+  const after = await settled(s, new Map([[aName, nodes.get(aName)!]]));
+  t.is(shares(after).get(aName), TASKS);
+  const restart = entries(nodes.get(aName)!).findLast((e) => e.msg === 'run started' && Number(e.generation) === after.generation)!;
+  const from = restart.restoredFrom as Record<string, number>;
+  t.log(`SIGKILL of ${bName}: its tasks run on ${aName} after ${Number(restart.time) - killedAt} ms, restored from ${JSON.stringify(from)}`);
+  t.is(from.snapshot, 0, 'no task downloaded its whole state: the dead node’s tasks had warm standby copies');
+  t.is(from.empty, 0);
+
+  await load;
+  await finish(t, s, collector, data.events.length);
 });

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { assignTasks, movedTasks } from '../../cluster/assignment/assign-tasks.js';
+import { assignStandbys, assignTasks, movedTasks } from '../../cluster/assignment/assign-tasks.js';
 
 const tasks = (n: number) => Array.from({ length: n }, (_, i) => `job/s${i % 3}/${i}`);
 
@@ -124,4 +124,27 @@ test('capacity is respected for random memberships and capacities; assignments s
     }
     previous = next;
   }
+});
+
+test('standbys: each task gets replicas other nodes than its owner, balanced, and keeps them while it can', (t) => {
+  const all = tasks(12);
+  const owners = assignTasks(all, ['a', 'b', 'c']);
+  const standbys = assignStandbys(owners, ['a', 'b', 'c'], 1);
+  t.true(all.every((task) => standbys.get(task)!.length === 1 && standbys.get(task)![0] !== owners.get(task)));
+  const counts = ['a', 'b', 'c'].map((n) => [...standbys.values()].filter((s) => s.includes(n)).length);
+  t.deepEqual(counts, [4, 4, 4]);
+  t.deepEqual(assignStandbys(owners, ['a', 'b', 'c'], 1, standbys), standbys, 'the same members keep the same standbys');
+  const two = assignStandbys(owners, ['a', 'b'], 2);
+  t.true([...two].every(([task, s]) => s.length === (owners.get(task) === 'c' ? 2 : 1)), 'never more standbys than other nodes');
+  t.is(assignStandbys(owners, ['a', 'b', 'c'], 0).size, 0);
+});
+
+test("a task whose node is gone goes to its standby when that node has room", (t) => {
+  const all = tasks(12);
+  const before = assignTasks(all, ['a', 'b', 'c']);
+  const standbys = assignStandbys(before, ['a', 'b', 'c'], 1);
+  const after = assignTasks(all, ['a', 'b'], before, new Map(), standbys);
+  for (const task of all.filter((x) => before.get(x) === 'c')) t.is(after.get(task), standbys.get(task)![0], `${task} went to its standby`);
+  const l = loads(after, ['a', 'b']);
+  t.true(Math.abs(l[0]! - l[1]!) <= 1, 'still balanced');
 });

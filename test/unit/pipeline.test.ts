@@ -178,3 +178,10 @@ test('a stage writing a millrace stream routes by record key: mr.<stream>.<parti
   );
   t.deepEqual(published.map((p) => [p.subject, p.key, p.value]), keys.map((k) => [`mr.out.${partitionOf(k, 16)}`, k, 1]));
 });
+
+test('job options: standbyReplicas travels with the definition; a bad count is a TypeError naming the option', (t) => {
+  const def = job('with-standby', { standbyReplicas: 1 }).from(source.stream('in')).to(sink.stream('out'));
+  t.deepEqual(def.options, { standbyReplicas: 1 });
+  t.deepEqual(job('plain').from(source.stream('in')).filter(() => true).to(sink.stream('out')).options, {});
+  for (const bad of [-1, 1.5, 5]) t.throws(() => job('x', { standbyReplicas: bad }), { instanceOf: TypeError, message: /standbyReplicas/ });
+});
