@@ -52,6 +52,8 @@ export interface JobRunnerDeps {
   readonly jobs: JobRegistry;
   /** The epoch of the leader lease as this node knows it (0: unknown): a record of an older leader is stale. */
   readonly leaderEpoch: () => number;
+  /** This node process's instance (its membership entry's): a record made for an earlier one is not obeyed. */
+  readonly instance: string;
   readonly config: NodeConfig;
   readonly logger: Logger;
   readonly deadLetter?: DeadLetterHandler;
@@ -191,6 +193,9 @@ export class JobRunner {
     // A record left by an earlier leader (found at start) waits for the current leader's.
     if (record.leaderEpoch < this.deps.leaderEpoch()) return void this.log.debug({ record: record.version, epoch: record.leaderEpoch }, 'assignment of an older leader ignored');
     if (!this.fenced(record.leaderEpoch)) return;
+    const mine = record.instances?.[this.deps.config.nodeId];
+    // Tasks given to this node id before it restarted: they are lost, and the coordinator's next run says where they go.
+    if (mine !== undefined && mine !== this.deps.instance) return void this.log.debug({ version: record.version }, 'assignment made for an earlier start of this node ignored');
     const { generation, version } = record;
     if (generation < this.newest.generation || (generation === this.newest.generation && version <= this.newest.version)) return;
     this.newest = { generation, version };

@@ -214,6 +214,7 @@ export async function startNode(input: NodeConfigInput | NodeConfig = {}, option
         assignments,
         jobs: registry,
         leaderEpoch: () => (lease.current.role === 'stopped' ? 0 : (lease.current.epoch ?? 0)),
+        instance: membership.current.instance,
         config,
         logger,
         deadLetter: options.deadLetter,

@@ -26,6 +26,12 @@ export interface JobAssignment {
   readonly tasks: Readonly<Record<string, string>>;
   /** Task → the nodes that keep a warm copy of its state (JobOptions.standbyReplicas); absent without standbys. */
   readonly standbys?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Node → the instance (process start) the record's tasks were given to. A
+   * node that restarted since is not that instance: it obeys no record until
+   * the coordinator's next run names its new instance.
+   */
+  readonly instances: Readonly<Record<string, string>>;
   /** The nodes the coordinator counted as able to take tasks when it wrote this. */
   readonly nodes: readonly string[];
   /**

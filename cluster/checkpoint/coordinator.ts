@@ -337,6 +337,10 @@ export class JobCoordinator {
     this.revision = await this.o.assignments.publish({
       job: this.o.channel.job,
       nodes: this.eligible().sort(),
+      instances: Object.fromEntries([...new Set(Object.values(record.tasks))].flatMap((node) => {
+        const instance = this.ownerInstances.get(node);
+        return instance === undefined ? [] : [[node, instance]];
+      })),
       ...(replicas > 0 ? { standbys: Object.fromEntries(this.standbys) } : {}),
       leaderEpoch: this.epoch,
       generation: this.generation,

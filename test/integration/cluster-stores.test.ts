@@ -41,6 +41,7 @@ test('an assignment is written with compare-and-set: a coordinator that missed a
     checkpoint: 0,
     tasks: { 'j/s0/0': 'a' },
     nodes: ['a'],
+    instances: { a: 'a-1' },
     writtenAt: Date.now(),
   });
   t.deepEqual(await store.current('j'), { record: undefined, revision: 0 });
