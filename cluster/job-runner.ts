@@ -81,8 +81,6 @@ export class JobRunner {
   private readonly slots: Slot[] = [];
   private stopping = false;
   private generation = 0;
-  /** The assignment record applied last. */
-  private version = 0;
   /** How many tasks the record applied last gives this node. */
   private assignedHere = 0;
   /** Tasks this node keeps a standby copy of (JobOptions.standbyReplicas): followed to each committed checkpoint. */
@@ -213,10 +211,8 @@ export class JobRunner {
       if (this.superseded(record) && record.generation < this.newest.generation) return; // a newer run is queued
       await this.applyRun(record);
     } else if (record.handoff) {
-      this.version = record.version;
       this.arm(record, record.handoff);
     } else {
-      this.version = record.version;
       await this.applyMoves(record);
     }
     // Started once the coordinator counts this node in, and no task is on its way here.
@@ -257,7 +253,6 @@ export class JobRunner {
   /** A run: stops what runs, restores the tasks the record assigns here to its checkpoint, starts them in its generation. */
   private async applyRun(run: JobAssignment): Promise<void> {
     this.generation = run.generation;
-    this.version = run.version;
     await Promise.all(this.slots.map((s) => s.task?.stop()));
     for (const slot of this.slots) slot.task = undefined;
     const mine = this.slots.filter((s) => run.tasks[s.id] === this.deps.config.nodeId);

@@ -98,20 +98,11 @@ interface Handoff {
   /** The assignment once the moved tasks run on their new nodes. */
   readonly target: Map<string, string>;
   readonly moved: readonly string[];
-  /** The owners of the moved tasks before. */
-  readonly from: ReadonlyMap<string, string>;
   /** Nodes yet to answer `armed`. */
   readonly arming: Set<string>;
   readonly startedAt: number;
   readonly timeout: NodeJS.Timeout;
   triggered: boolean;
-}
-
-/** What a moved task's handoff took, as the coordinator saw it (nodes log the pause of each task). */
-export interface HandoffReport {
-  readonly checkpoint: number;
-  readonly moved: Readonly<Record<string, { readonly from: string; readonly to: string }>>;
-  readonly ms: number;
 }
 
 export class JobCoordinator {
@@ -155,8 +146,6 @@ export class JobCoordinator {
   );
   private readonly log: Logger;
   private readonly tasks: readonly string[];
-  /** Every handoff this coordinator completed, newest last (for tests and `cluster status`). */
-  readonly handoffs: HandoffReport[] = [];
 
   constructor(private readonly o: CoordinatorOptions) {
     this.log = o.logger.child({ job: o.channel.job, role: 'coordinator' });
@@ -356,8 +345,7 @@ export class JobCoordinator {
     const arming = new Set(moved.map((t) => this.assignment.get(t)!));
     const timeoutMs = this.o.handoffTimeoutMs ?? DEFAULT_HANDOFF_TIMEOUT_MS;
     const timeout = setTimeout(() => this.requestRun(`the handoff at checkpoint ${checkpoint} took over ${timeoutMs} ms`), timeoutMs);
-    const from = new Map(moved.map((t) => [t, this.assignment.get(t)!]));
-    this.handoff = { checkpoint, target, moved, from, arming, startedAt: Date.now(), timeout, triggered: false };
+    this.handoff = { checkpoint, target, moved, arming, startedAt: Date.now(), timeout, triggered: false };
     this.phase = 'arming';
     this.version++;
     const to = Object.fromEntries(moved.map((t) => [t, target.get(t)!]));
@@ -424,8 +412,6 @@ export class JobCoordinator {
     } else if (this.phase === 'resuming' && this.handoff) {
       const handoff = this.handoff;
       const ms = Date.now() - handoff.startedAt;
-      const moved = Object.fromEntries(handoff.moved.map((t) => [t, { from: handoff.from.get(t)!, to: handoff.target.get(t)! }]));
-      this.handoffs.push({ checkpoint: handoff.checkpoint, moved, ms });
       this.log.info({ checkpoint: handoff.checkpoint, moved: handoff.moved.length, ms }, 'handoff done');
       this.endHandoff();
       this.phase = 'running';
